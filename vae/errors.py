@@ -1,0 +1,23 @@
+"""The package's own exceptions.
+
+Anything a user can cause (a bad flag, a broken data file, no network, a directory that cannot be written) is
+raised as a `VAEError` whose message is one self-contained line: what went wrong and what to do about it.
+`run.py` catches exactly this class, prints the message and exits non-zero, so a user never sees a traceback
+for a problem that is theirs to fix. Anything else that escapes is a bug in this package and keeps its traceback.
+"""
+
+
+class VAEError(Exception):
+  """A problem the user can fix; the message is one line meant to be printed as it is."""
+
+
+class DataError(VAEError):
+  """A data file is missing, unreadable, truncated or not the IDX file it claims to be."""
+
+
+class DownloadError(VAEError):
+  """The MNIST files could not be fetched from any mirror."""
+
+
+class OutputError(VAEError):
+  """The output directory (or a file in it) cannot be written."""

@@ -1,0 +1,111 @@
+"""The variational autoencoder: prior, posterior, likelihood and the evidence lower bound (ELBO).
+
+Generative model and approximate posterior (Kingma & Welling [1]):
+
+    p(z)   = N(0, I)                                   standard normal prior, z in R^latent_dim
+    p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns 784 logits
+    q(z|x) = N(mu(x), diag(sigma^2(x)))                encoder returns mu and log sigma^2
+
+For every image the ELBO bounds the log-likelihood from below:
+
+    log p(x) >= ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate)
+
+Following Alemi et al. [2] (and TensorFlow Probability's VAE example) the two terms are named
+
+    rate       = KL(q(z|x) || p(z))  = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)   (analytic, nats)
+    distortion = -E_q[log p(x|z)]   ~= -log p(x|z),  z = mu + sigma * eps,  eps ~ N(0, I)  (one sample)
+
+The sample is *reparameterised* [1]: the randomness lives in eps, so z is a differentiable function of the encoder
+outputs and the gradient of the ELBO flows through it. Training minimises the batch mean of -ELBO.
+
+Pixels: the original script used the grey levels x_i in [0, 1] directly as Bernoulli targets, without binarising,
+and so does this default. With grey targets -log p(x|z) is the binary cross-entropy, which is not a normalised
+likelihood (its minimum is the pixel entropy, not 0), so the numbers are not comparable with published
+log-likelihoods on binarised MNIST.
+
+All loss terms are pure per-example functions of tensors; the `VAE` class only wires encoder and decoder to them.
+
+References:
+  [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
+  [2] A. Alemi et al. Fixing a Broken ELBO. ICML 2018. https://arxiv.org/abs/1711.00464
+"""
+
+import tensorflow as tf
+
+
+def reparameterize(mean, log_var, eps):
+  """z = mean + sigma * eps with sigma = exp(log_var / 2). All [B, latent_dim]."""
+  return mean + tf.exp(0.5 * log_var) * eps
+
+
+def rate(mean, log_var):
+  """KL(N(mean, diag(exp(log_var))) || N(0, I)) per example, in nats.
+
+  KL = 1/2 sum_j (mean_j^2 + exp(log_var_j) - log_var_j - 1)
+
+  Args:
+    mean, log_var: [B, latent_dim].
+  Returns:
+    [B]
+  """
+  return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - log_var - 1.0, axis=-1)
+
+
+def distortion(x, logits):
+  """-log p(x|z) for independent Bernoulli pixels with the given logits, per example, in nats.
+
+  -log p(x|z) = sum_i [ -x_i log sigmoid(l_i) - (1 - x_i) log(1 - sigmoid(l_i)) ]
+              = sum_i [ max(l_i, 0) - l_i x_i + log(1 + exp(-|l_i|)) ]
+
+  The second form (what `tf.nn.sigmoid_cross_entropy_with_logits` computes) never takes the log of a sigmoid
+  that has rounded to 0 or 1, so it stays finite for any logits.
+
+  Args:
+    x: [B, 784] targets in [0, 1] (grey levels or binarised pixels).
+    logits: [B, 784] decoder outputs.
+  Returns:
+    [B]
+  """
+  return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), axis=-1)
+
+
+class VAE(tf.Module):
+  """An encoder and a decoder, and the per-example ELBO terms they define.
+
+  The model knows nothing about training loops, optimisers or data: `vae.train` drives it.
+  """
+
+  def __init__(self, encoder, decoder, name='vae'):
+    super().__init__(name=name)
+    self.encoder = encoder
+    self.decoder = decoder
+    self.latent_dim = int(encoder.outputs[0].shape[-1])
+    if int(decoder.inputs[0].shape[-1]) != self.latent_dim:
+      raise ValueError(f'encoder produces {self.latent_dim}-d codes but the decoder expects '
+                       f'{decoder.inputs[0].shape[-1]}-d ones')
+
+  @property
+  def trainable_variables(self):
+    return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+  def encode(self, x, training=False):
+    """x [B, 784] -> (mean [B, latent_dim], log_var [B, latent_dim])."""
+    mean, log_var = self.encoder(x, training=training)
+    return mean, log_var
+
+  def decode(self, z, training=False):
+    """z [B, latent_dim] -> Bernoulli logits [B, 784]."""
+    return self.decoder(z, training=training)
+
+  def terms(self, x, eps, training=False):
+    """The per-example ELBO terms for images x [B, 784] with posterior noise eps [B, latent_dim].
+
+    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior `mean` [B, latent_dim]
+    (the spread plot and the IWAE estimate reuse it).
+    """
+    mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
+    z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
+    logits = self.decode(z, training=training)                # [B, 784]
+    kl = rate(mean, log_var)                                  # [B]
+    nll = distortion(x, logits)                               # [B]
+    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean}

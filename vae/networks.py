@@ -1,0 +1,105 @@
+"""Encoder and decoder networks: the two halves of the VAE, as Keras 3 models.
+
+An *encoder* maps a batch of flattened images x [B, 784] to the parameters of the approximate posterior
+q(z|x) = N(mean, diag(exp(log_var))): two tensors `mean` and `log_var`, each [B, latent_dim]. Predicting the log
+of the variance keeps the variance positive without a constraint and keeps gradients well scaled.
+
+A *decoder* maps latent codes z [B, latent_dim] to the 784 Bernoulli *logits* of p(x|z), one per pixel. Returning
+logits rather than probabilities lets the loss use the numerically stable sigmoid cross-entropy (see model.py).
+
+Both architectures of the original script are here, with its layer sizes and ReLU hidden units; any encoder works
+with any decoder, since they only meet at z:
+
+    fc encoder    784 -> 500 -> 500 -> 200 -> 2*latent_dim
+    fc decoder    latent_dim -> 200 -> 500 -> 500 -> 784
+    conv encoder  28x28x1 -> conv 32 5x5/2 -> conv 64 5x5/2 -> conv 128 3x3/2 -> flatten -> 500 -> 200
+                  -> 2*latent_dim
+    conv decoder  z as 1x1xlatent_dim -> deconv 128 3x3 valid (3x3) -> deconv 64 5x5 valid (7x7)
+                  -> deconv 32 5x5/2 (14x14) -> deconv 1 5x5/2 (28x28) -> 784 logits
+
+To add an architecture, write one builder `def my_encoder(latent_dim) -> keras.Model` (or decoder) and add it to
+`ENCODERS` (or `DECODERS`) under a new name; `--encoder_architecture=<name>` then selects it.
+
+References:
+  [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
+"""
+
+import keras
+from keras import layers
+
+from vae.data import IMAGE_SIZE, NUM_PIXELS
+
+
+def _split_into_mean_and_log_var(params):
+  """[B, 2*latent_dim] -> ([B, latent_dim], [B, latent_dim]). The first half is the mean, the second log_var."""
+  mean, log_var = keras.ops.split(params, 2, axis=-1)
+  return [mean, log_var]
+
+
+def fc_encoder(latent_dim):
+  """Fully connected encoder: 784 -> 500 -> 500 -> 200 -> (mean, log_var)."""
+  x = keras.Input(shape=(NUM_PIXELS,), name='x')                     # [B, 784]
+  h = layers.Dense(500, activation='relu')(x)                         # [B, 500]
+  h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
+  h = layers.Dense(200, activation='relu')(h)                         # [B, 200]
+  params = layers.Dense(2 * latent_dim, name='posterior_params')(h)   # [B, 2*latent_dim]
+  return keras.Model(x, _split_into_mean_and_log_var(params), name='fc_encoder')
+
+
+def fc_decoder(latent_dim):
+  """Fully connected decoder: latent_dim -> 200 -> 500 -> 500 -> 784 logits."""
+  z = keras.Input(shape=(latent_dim,), name='z')                      # [B, latent_dim]
+  h = layers.Dense(200, activation='relu')(z)                         # [B, 200]
+  h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
+  h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
+  logits = layers.Dense(NUM_PIXELS, name='logits')(h)                 # [B, 784]
+  return keras.Model(z, logits, name='fc_decoder')
+
+
+def conv_encoder(latent_dim):
+  """Convolutional encoder: three strided convolutions, then 500 -> 200 -> (mean, log_var)."""
+  x = keras.Input(shape=(NUM_PIXELS,), name='x')                                      # [B, 784]
+  h = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(x)                                   # [B, 28, 28, 1]
+  h = layers.Conv2D(32, 5, strides=2, padding='same', activation='relu')(h)           # [B, 14, 14, 32]
+  h = layers.Conv2D(64, 5, strides=2, padding='same', activation='relu')(h)           # [B, 7, 7, 64]
+  h = layers.Conv2D(128, 3, strides=2, padding='same', activation='relu')(h)          # [B, 4, 4, 128]
+  h = layers.Flatten()(h)                                                              # [B, 2048]
+  h = layers.Dense(500, activation='relu')(h)                                          # [B, 500]
+  h = layers.Dense(200, activation='relu')(h)                                          # [B, 200]
+  params = layers.Dense(2 * latent_dim, name='posterior_params')(h)                    # [B, 2*latent_dim]
+  return keras.Model(x, _split_into_mean_and_log_var(params), name='conv_encoder')
+
+
+def conv_decoder(latent_dim):
+  """Convolutional decoder: z as a 1x1 image, grown to 28x28 by four transposed convolutions."""
+  z = keras.Input(shape=(latent_dim,), name='z')                                      # [B, latent_dim]
+  h = layers.Reshape((1, 1, latent_dim))(z)                                            # [B, 1, 1, latent_dim]
+  h = layers.Conv2DTranspose(128, 3, padding='valid', activation='relu')(h)           # [B, 3, 3, 128]
+  h = layers.Conv2DTranspose(64, 5, padding='valid', activation='relu')(h)            # [B, 7, 7, 64]
+  h = layers.Conv2DTranspose(32, 5, strides=2, padding='same', activation='relu')(h)  # [B, 14, 14, 32]
+  h = layers.Conv2DTranspose(1, 5, strides=2, padding='same')(h)                      # [B, 28, 28, 1]
+  logits = layers.Reshape((NUM_PIXELS,), name='logits')(h)                             # [B, 784]
+  return keras.Model(z, logits, name='conv_decoder')
+
+
+# The registries behind --encoder_architecture and --decoder_architecture.
+ENCODERS = {'fc': fc_encoder, 'conv': conv_encoder}
+DECODERS = {'fc': fc_decoder, 'conv': conv_decoder}
+
+
+def build_encoder(architecture, latent_dim):
+  """The encoder registered as `architecture`, for codes of size `latent_dim`."""
+  return _build(ENCODERS, 'encoder', architecture, latent_dim)
+
+
+def build_decoder(architecture, latent_dim):
+  """The decoder registered as `architecture`, for codes of size `latent_dim`."""
+  return _build(DECODERS, 'decoder', architecture, latent_dim)
+
+
+def _build(registry, what, architecture, latent_dim):
+  if architecture not in registry:
+    raise ValueError(f'unknown {what} architecture {architecture!r}; known: {", ".join(sorted(registry))}')
+  if int(latent_dim) < 1:
+    raise ValueError(f'latent_dim must be >= 1, got {latent_dim}')
+  return registry[architecture](int(latent_dim))

@@ -1,0 +1,45 @@
+"""A one-line progress bar for the epoch loop.
+
+On a terminal the line is redrawn in place (`\r`) as steps complete; when output goes to a file or a pipe only the
+finished line is written, so logs stay readable.
+"""
+
+import sys
+import time
+
+
+class ProgressBar:
+  """`epoch 3/100 [##########----------]  50/100  loss 203.12  1.0 s`, where loss is the running epoch mean."""
+
+  def __init__(self, label, total, stream=None, width=30):
+    self.label = label
+    self.total = total
+    self.stream = stream or sys.stdout
+    self.width = width
+    self.interactive = hasattr(self.stream, 'isatty') and self.stream.isatty()
+    self.started = time.perf_counter()
+    self.loss_sum = 0.0
+    self.done = 0
+
+  def update(self, done, losses):
+    """Records that `done` steps are complete, the latest of them with the given losses."""
+    self.done = done
+    self.loss_sum += float(sum(losses))
+    if self.interactive:
+      self.stream.write('\r' + self.line())
+      self.stream.flush()
+
+  @property
+  def mean_loss(self):
+    return self.loss_sum / max(self.done, 1)
+
+  def line(self):
+    filled = self.width * self.done // max(self.total, 1)
+    bar = '#' * filled + '-' * (self.width - filled)
+    digits = len(str(self.total))
+    return (f'{self.label} [{bar}] {self.done:>{digits}}/{self.total}  loss {self.mean_loss:.2f}  '
+            f'{time.perf_counter() - self.started:.1f} s')
+
+  def finish(self):
+    self.stream.write(('\r' if self.interactive else '') + self.line() + '\n')
+    self.stream.flush()
