@@ -100,10 +100,18 @@ def main(argv):
   return 0
 
 
+def parse_flags(argv):
+  """absl's parser, with its two-line complaint about a malformed flag turned into our one-line form."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(fail(f'{e} (see python run.py --helpshort)'))
+
+
 def fail(message):
   print(f'error: {message}', file=sys.stderr)
   return 1
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

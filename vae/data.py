@@ -179,7 +179,7 @@ def _read_exactly(f, size, name, hint):
     raise DataError(f'{name} is truncated: its header promises {size:,} bytes of data but only '
                     f'{len(buffer):,} follow; {hint}')
   if len(buffer) > size:
-    raise DataError(f'{name} has data beyond what its header describes; {hint}')
+    raise DataError(f'{name} is corrupted: it holds more data than its header describes; {hint}')
   return bytes(buffer)
 
 

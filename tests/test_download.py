@@ -1,0 +1,144 @@
+"""The real download code, against an HTTP server on 127.0.0.1 that the test starts (never the internet)."""
+
+import hashlib
+import http.server
+import os
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from vae import data
+from vae.errors import DownloadError
+from conftest import write_mnist
+
+
+class MirrorHandler(http.server.BaseHTTPRequestHandler):
+  """Serves `files` under /good/, and misbehaves in a different way under each other prefix."""
+  files = {}
+
+  def do_GET(self):
+    prefix, _, name = self.path.strip('/').partition('/')
+    body = self.files.get(name)
+    if prefix == 'notfound' or body is None:
+      self.send_error(404)
+    elif prefix == 'broken':
+      self.send_error(500)
+    elif prefix == 'tampered':
+      self._send(body[:-1] + bytes([body[-1] ^ 1]))
+    elif prefix == 'cut':  # promises the whole file, sends half, hangs up
+      self.send_response(200)
+      self.send_header('Content-Length', str(len(body)))
+      self.end_headers()
+      self.wfile.write(body[:len(body) // 2])
+      self.wfile.flush()
+      self.connection.shutdown(socket.SHUT_RDWR)
+    else:
+      self._send(body)
+
+  def _send(self, body):
+    self.send_response(200)
+    self.send_header('Content-Length', str(len(body)))
+    self.end_headers()
+    self.wfile.write(body)
+
+  def log_message(self, *args):
+    pass
+
+
+@pytest.fixture
+def mirror(tmp_path):
+  """A local mirror holding tiny MNIST .gz files; yields (base_url, checksums)."""
+  paths = write_mnist(str(tmp_path / 'source'))
+  files = {os.path.basename(p): open(p, 'rb').read() for p in paths.values()}
+  checksums = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+  handler = type('Handler', (MirrorHandler,), {'files': files})
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield f'http://127.0.0.1:{server.server_address[1]}', checksums
+  server.shutdown()
+  server.server_close()
+
+
+def closed_port_url():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  return f'http://127.0.0.1:{port}/'
+
+
+def leftovers(directory):
+  return sorted(n for n in os.listdir(directory) if n.startswith('.') or n.endswith('.part'))
+
+
+def test_missing_files_are_downloaded_verified_and_loaded(tmp_path, mirror):
+  base, checksums = mirror
+  target = str(tmp_path / 'fresh' / 'mnist')  # does not exist yet
+  mnist = data.load_mnist(target, mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  assert mnist.train_images.shape == (256, 784)
+  assert sorted(os.listdir(target)) == sorted(n + '.gz' for n in data.FILE_NAMES)
+  # Second time round nothing is fetched: a dead mirror list does not matter.
+  again = data.load_mnist(target, mirrors=[closed_port_url()], checksums=checksums, timeout=5)
+  np.testing.assert_array_equal(again.test_labels, mnist.test_labels)
+
+
+def test_only_missing_files_are_fetched(tmp_path, mirror):
+  base, checksums = mirror
+  write_mnist(str(tmp_path))
+  os.remove(tmp_path / 't10k-labels-idx1-ubyte.gz')
+  paths = data.ensure_files(str(tmp_path), mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  assert paths['t10k-labels-idx1-ubyte'].endswith('t10k-labels-idx1-ubyte.gz')
+  assert os.path.exists(tmp_path / 't10k-labels-idx1-ubyte.gz')
+
+
+@pytest.mark.parametrize('bad', ['notfound', 'broken', 'tampered', 'cut', 'dead'])
+def test_a_failing_mirror_is_skipped_for_the_next(tmp_path, mirror, bad):
+  base, checksums = mirror
+  first = closed_port_url() if bad == 'dead' else f'{base}/{bad}/'
+  path = data.download('train-labels-idx1-ubyte.gz', str(tmp_path), mirrors=[first, base + '/good/'],
+                       sha256=checksums['train-labels-idx1-ubyte.gz'], timeout=5)
+  assert data.read_idx(path, 'labels').shape == (256,)
+  assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize('bad, reason', [
+    ('notfound', r'HTTP 404'), ('broken', r'HTTP 500'), ('tampered', r'checksum mismatch, file discarded'),
+    ('cut', r'(connection closed after|connection failed)')])
+def test_each_mirror_failure_is_named_and_no_file_is_kept(tmp_path, mirror, bad, reason):
+  base, checksums = mirror
+  target = tmp_path / 'mnist'
+  target.mkdir()
+  with pytest.raises(DownloadError, match=f'could not download train-images-idx3-ubyte.gz: '
+                                          f'{base}/{bad}/train-images-idx3-ubyte.gz \\({reason}'):
+    data.download('train-images-idx3-ubyte.gz', str(target), mirrors=[f'{base}/{bad}/'],
+                  sha256=checksums['train-images-idx3-ubyte.gz'], timeout=5)
+  assert os.listdir(target) == []
+
+
+def test_no_mirror_reachable_gives_one_line_with_files_mirrors_and_what_to_do(tmp_path):
+  dead = [closed_port_url(), closed_port_url()]
+  target = tmp_path / 'mnist'
+  with pytest.raises(DownloadError) as info:
+    data.load_mnist(str(target), mirrors=dead, timeout=5)
+  message = str(info.value)
+  assert '\n' not in message
+  for name in data.FILE_NAMES:
+    assert name + '.gz' in message
+  for url in dead:
+    assert url in message
+  assert 'unreachable' in message
+  assert f'into {target} by hand' in message
+  assert os.listdir(target) == []  # no partial or temporary file
+
+
+def test_plain_http_is_refused_except_on_loopback(tmp_path):
+  with pytest.raises(DownloadError, match=r'http://example.com/x.gz \(refused: only https:// mirrors are used\)'):
+    data.download('x.gz', str(tmp_path), mirrors=['http://example.com/'], sha256='0' * 64)
+
+
+def test_the_default_mirrors_are_https_and_the_checksums_are_the_published_ones():
+  assert all(m.startswith('https://') and m.endswith('/') for m in data.MIRRORS)
+  assert data.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
+  assert sorted(data.SHA256) == sorted(n + '.gz' for n in data.FILE_NAMES)

@@ -1,0 +1,87 @@
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae import data, model as model_lib, networks, train
+from conftest import synthetic_digits
+
+
+def numpy_rate(mean, log_var):
+  var = np.exp(log_var)
+  # KL between diagonal Gaussians, written as the textbook log-ratio of determinants plus trace and mean terms.
+  return 0.5 * (np.sum(var, -1) + np.sum(mean ** 2, -1) - mean.shape[-1] - np.sum(log_var, -1))
+
+
+def numpy_distortion(x, logits):
+  p = 1.0 / (1.0 + np.exp(-logits))
+  return -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), -1)
+
+
+def test_rate_matches_an_independent_numpy_kl():
+  rng = np.random.default_rng(0)
+  mean = rng.normal(size=(6, 4))
+  log_var = rng.normal(size=(6, 4))
+  got = model_lib.rate(tf.constant(mean), tf.constant(log_var)).numpy()
+  np.testing.assert_allclose(got, numpy_rate(mean, log_var), rtol=1e-10)
+  # Zero exactly at the prior, positive elsewhere.
+  assert model_lib.rate(tf.zeros([2, 3]), tf.zeros([2, 3])).numpy().tolist() == [0.0, 0.0]
+  assert np.all(got > 0)
+
+
+def test_distortion_matches_numpy_and_stays_finite_for_extreme_logits():
+  rng = np.random.default_rng(1)
+  x = rng.uniform(size=(5, 784))  # grey-level targets, as the original used
+  logits = rng.normal(scale=3.0, size=(5, 784))
+  got = model_lib.distortion(tf.constant(x), tf.constant(logits)).numpy()
+  np.testing.assert_allclose(got, numpy_distortion(x, logits), rtol=1e-10)
+  # A logit of 200 makes sigmoid round to exactly 1.0 in float32: the naive formula gives inf, ours a number.
+  extreme = model_lib.distortion(tf.zeros([1, 784]), tf.fill([1, 784], 200.0)).numpy()
+  np.testing.assert_allclose(extreme, [784 * 200.0], rtol=1e-6)
+
+
+def test_reparameterize_uses_the_standard_deviation():
+  z = model_lib.reparameterize(tf.constant([[1.0, -1.0]]), tf.constant([[np.log(4.0), 0.0]], tf.float32),
+                               tf.constant([[1.0, 2.0]]))
+  np.testing.assert_allclose(z.numpy(), [[3.0, 1.0]], rtol=1e-6)
+
+
+def test_elbo_is_minus_rate_minus_distortion():
+  vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+  x = tf.random.uniform([4, 784])
+  terms = vae.terms(x, tf.random.normal([4, 2]))
+  np.testing.assert_allclose(terms['elbo'].numpy(), -(terms['rate'] + terms['distortion']).numpy(), rtol=1e-6)
+
+
+def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
+  keras.utils.set_random_seed(0)
+  images, _ = synthetic_digits(256, seed=0)
+  images = tf.constant(images.reshape(-1, 784).astype(np.float32) / 255.0)
+  vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
+  step_fn = train.make_train_step(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
+                                  jit_compile=jit_compile)
+  evaluate = train.make_evaluator(vae, batch_size=100)
+  eps = train.eval_noise(0, 256, 2)
+  before = evaluate(images.numpy(), eps)['elbo'].mean()
+  batches = iter(data.train_batches(256, 32, seed=0))
+  losses = [float(step_fn(next(batches), tf.constant(i, tf.int64))) for i in range(steps)]
+  after = evaluate(images.numpy(), eps)['elbo'].mean()
+  return before, after, losses
+
+
+def test_a_few_fc_steps_raise_the_elbo():
+  before, after, losses = _train_a_few_steps('fc', 'fc', jit_compile=True)
+  assert np.all(np.isfinite(losses))
+  assert after > before + 50, (before, after)
+  assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_a_few_conv_steps_raise_the_elbo():
+  before, after, losses = _train_a_few_steps('conv', 'conv', jit_compile=False, steps=30)
+  assert after > before + 20, (before, after)
+
+
+def test_training_noise_is_a_pure_function_of_seed_and_step():
+  a = train.train_noise(3, 7, 4, 2).numpy()
+  np.testing.assert_array_equal(a, train.train_noise(3, 7, 4, 2).numpy())
+  assert not np.array_equal(a, train.train_noise(3, 8, 4, 2).numpy())
+  assert not np.array_equal(a, train.train_noise(4, 7, 4, 2).numpy())

@@ -1,0 +1,85 @@
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+from vae import viz
+
+
+def test_latent_grid_reads_like_a_plot():
+  grid = viz.latent_grid(15, 2.0)
+  assert grid.shape == (225, 2) and grid.dtype == np.float32
+  np.testing.assert_allclose(grid[0], [-2, 2])      # top left
+  np.testing.assert_allclose(grid[14], [2, 2])      # top right
+  np.testing.assert_allclose(grid[-1], [2, -2])     # bottom right
+  np.testing.assert_allclose(grid[112], [0, 0])     # centre
+
+
+def test_tile_places_images_row_major():
+  images = np.arange(6)[:, None, None] * np.ones((6, 2, 3))
+  tiled = viz.tile(images, rows=2, cols=3)
+  assert tiled.shape == (4, 9)
+  assert tiled[0, 0] == 0 and tiled[0, 3] == 1 and tiled[0, 8] == 2 and tiled[2, 0] == 3 and tiled[3, 8] == 5
+  with pytest.raises(ValueError, match='cannot tile 6 images into 2x2'):
+    viz.tile(images, 2, 2)
+
+
+def test_canvas_frame_maps_logits_to_grey_levels():
+  logits = np.zeros((225, 784))
+  logits[0] = 50.0
+  logits[224] = -50.0
+  frame = viz.canvas_frame(logits)
+  assert frame.shape == (420, 420) and frame.dtype == np.uint8
+  assert frame[0, 0] == 255 and frame[-1, -1] == 0 and frame[200, 200] == 128
+
+
+def test_log_time_durations_slow_down_the_first_epochs():
+  ms = viz.log_time_durations(100, total_seconds=10.0)
+  assert len(ms) == 100
+  assert all(d % 10 == 0 and d >= 20 for d in ms)
+  assert ms[0] > ms[1] > ms[5] > ms[99] or ms[99] == 20
+  assert ms[0] >= 1000                          # epoch 1 alone gets ~15% of the 10 s
+  assert 9000 <= sum(ms) <= 11500
+
+
+def test_class_centroids():
+  points = np.array([[0.0, 0.0], [2.0, 2.0], [5.0, 1.0]])
+  centres = viz.class_centroids(points, np.array([3, 3, 7]))
+  np.testing.assert_allclose(centres[3], [1.0, 1.0])
+  np.testing.assert_allclose(centres[7], [5.0, 1.0])
+
+
+def test_spread_plot_renders_frames_that_depend_on_the_points():
+  labels = np.arange(200) % 10
+  plot = viz.SpreadPlot(labels, size_inches=3, dpi=50)
+  rng = np.random.default_rng(0)
+  first = plot.render(rng.normal(size=(200, 2)), epoch=1)
+  second = plot.render(rng.normal(size=(200, 2)) + 2, epoch=2)
+  plot.close()
+  assert first.shape == (150, 150, 3) and first.dtype == np.uint8
+  assert not np.array_equal(first, second)
+
+
+def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
+  labels = np.arange(50) % 10
+  frames = viz.EpochFrames(str(tmp_path), labels)
+  rng = np.random.default_rng(0)
+  for epoch in (1, 2, 3):
+    frames.write(epoch, rng.normal(size=(50, 2)), rng.normal(size=(225, 784)))
+  frames.write_gifs(3)
+  frames.close()
+  assert sorted(os.listdir(tmp_path / 'figs' / 'canvas')) == ['epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
+  assert iio.imread(tmp_path / 'figs' / 'canvas' / 'epoch_0002.png').shape == (420, 420)
+  assert iio.imread(tmp_path / 'figs' / 'spread' / 'epoch_0003.png').shape == (600, 600, 3)
+  with Image.open(tmp_path / 'canvas.gif') as gif:
+    assert gif.n_frames == 3
+    durations = []
+    for i in range(3):
+      gif.seek(i)
+      durations.append(gif.info['duration'])
+  assert durations == viz.log_time_durations(3)
+  with Image.open(tmp_path / 'spread.gif') as gif:
+    assert gif.n_frames == 3 and gif.size == (600, 600)
+  assert [n for n in os.listdir(tmp_path) if n.endswith('.tmp')] == []
