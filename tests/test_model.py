@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import data, model as model_lib, networks, train
+from vae import data, evaluate, model as model_lib, networks, train
 from conftest import synthetic_digits
 
 
@@ -59,12 +59,12 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
   vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
   step_fn = train.make_train_step(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
                                   jit_compile=jit_compile)
-  evaluate = train.make_evaluator(vae, batch_size=100)
-  eps = train.eval_noise(0, 256, 2)
-  before = evaluate(images.numpy(), eps)['elbo'].mean()
+  evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
+  eps = evaluate.eval_noise(0, 256, 2)
+  before = evaluate_fn(images.numpy(), eps)['elbo'].mean()
   batches = iter(data.train_batches(256, 32, seed=0))
   losses = [float(step_fn(next(batches), tf.constant(i, tf.int64))) for i in range(steps)]
-  after = evaluate(images.numpy(), eps)['elbo'].mean()
+  after = evaluate_fn(images.numpy(), eps)['elbo'].mean()
   return before, after, losses
 
 

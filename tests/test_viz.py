@@ -64,10 +64,10 @@ def test_spread_plot_renders_frames_that_depend_on_the_points():
 
 def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
   labels = np.arange(50) % 10
-  frames = viz.EpochFrames(str(tmp_path), labels)
+  frames = viz.EpochFrames(str(tmp_path), labels, latent_dim=2)
   rng = np.random.default_rng(0)
   for epoch in (1, 2, 3):
-    frames.write(epoch, rng.normal(size=(50, 2)), rng.normal(size=(225, 784)))
+    frames.write(epoch, rng.normal(size=(50, 2)), {'canvas': viz.canvas_frame(rng.normal(size=(225, 784)))})
   frames.write_gifs(3)
   frames.close()
   assert sorted(os.listdir(tmp_path / 'figs' / 'canvas')) == ['epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
@@ -83,3 +83,36 @@ def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
   with Image.open(tmp_path / 'spread.gif') as gif:
     assert gif.n_frames == 3 and gif.size == (600, 600)
   assert [n for n in os.listdir(tmp_path) if n.endswith('.tmp')] == []
+
+
+def test_pca_2d_finds_the_dominant_directions_with_stable_signs():
+  rng = np.random.default_rng(0)
+  latent = rng.normal(size=(500, 5)) * np.array([5.0, 0.1, 3.0, 0.1, 0.1])
+  projected = viz.pca_2d(latent)
+  assert projected.shape == (500, 2)
+  np.testing.assert_allclose(np.abs(np.corrcoef(projected[:, 0], latent[:, 0])[0, 1]), 1.0, atol=1e-3)
+  np.testing.assert_allclose(np.abs(np.corrcoef(projected[:, 1], latent[:, 2])[0, 1]), 1.0, atol=1e-2)
+  flipped = viz.pca_2d(latent * np.array([-1, 1, -1, 1, 1]))
+  np.testing.assert_allclose(np.abs(flipped), np.abs(projected), atol=1e-6)
+  assert viz.pca_2d(rng.normal(size=(20, 1))).shape == (20, 2)
+
+
+def test_reconstruction_frame_alternates_originals_and_reconstructions():
+  originals = np.zeros((20, 784))
+  logits = np.full((20, 784), 50.0)
+  frame = viz.reconstruction_frame(originals, logits, cols=10)
+  assert frame.shape == (4 * 28, 10 * 28)
+  assert frame[:28].max() == 0 and frame[28:56].min() == 255 and frame[56:84].max() == 0
+
+
+def test_epoch_frames_for_a_larger_latent_space(tmp_path):
+  frames = viz.EpochFrames(str(tmp_path), np.arange(40) % 10, latent_dim=4)
+  rng = np.random.default_rng(0)
+  grids = {'samples': viz.probability_tile(rng.normal(size=(100, 784)), 10, 10),
+           'reconstructions': viz.reconstruction_frame(rng.random((50, 784)), rng.normal(size=(50, 784)))}
+  frames.write(1, rng.normal(size=(40, 4)), grids)
+  paths = frames.write_gifs(1)
+  frames.close()
+  assert sorted(os.path.basename(p) for p in paths) == ['reconstructions.gif', 'samples.gif', 'spread.gif']
+  assert sorted(os.listdir(tmp_path / 'figs')) == ['reconstructions', 'samples', 'spread']
+  assert iio.imread(tmp_path / 'figs' / 'reconstructions' / 'epoch_0001.png').shape == (280, 280)

@@ -14,7 +14,7 @@ from vae.errors import OutputError
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix='.tmp'):
   """Yields a temporary path beside `path`; on success it is renamed onto `path`, on failure removed.
 
   Use it for writers that insist on opening the file themselves (matplotlib, imageio):
@@ -23,7 +23,7 @@ def atomic_path(path):
         figure.savefig(tmp, format='png')
   """
   try:
-    tmp = temp_file_beside(path)
+    tmp = temp_file_beside(path, suffix)
   except OSError as e:
     raise OutputError(f'cannot write {path}: {e.strerror or e}') from None
   try:
@@ -86,3 +86,37 @@ def _umask():
 def _remove_quietly(path):
   with contextlib.suppress(OSError):
     os.remove(path)
+
+
+class RunLock:
+  """An exclusive lock on an output directory, so that two runs never interleave checkpoints and frames.
+
+  It is an flock on `<dir>/.lock`: the operating system drops it when the holding process exits, however it
+  exits, so a crashed or killed run never leaves it stuck.
+  """
+
+  def __init__(self, directory):
+    self.path = os.path.join(directory, '.lock')
+    self.fd = None
+
+  def __enter__(self):
+    import fcntl
+    try:
+      self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise OutputError(f'cannot create {self.path}: {e.strerror or e}') from None
+    try:
+      fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(self.fd)
+      self.fd = None
+      raise OutputError(f'another run is using {os.path.dirname(self.path)}; wait for it to finish or choose '
+                        f'another --output_dir') from None
+    os.ftruncate(self.fd, 0)
+    os.write(self.fd, f'{os.getpid()}\n'.encode())
+    return self
+
+  def __exit__(self, *exc):
+    if self.fd is not None:
+      os.close(self.fd)  # closing releases the flock
+      self.fd = None

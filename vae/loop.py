@@ -1,33 +1,53 @@
-"""The training run: data, model, optimiser, the epoch loop, evaluation, metrics and frames.
+"""The training run: data, model, optimiser, the epoch loop, evaluation, checkpoints, metrics and frames.
 
-`run.py` turns flags into a `Config` and calls `train`; nothing here reads flags. The loop, per epoch:
+`run.py` turns flags into a `Config` and calls `train` (or `evaluate_saved_run`); nothing here reads flags.
+Each epoch:
 
   1. `updates_per_epoch` Adam steps on -ELBO (vae/train.py), with a progress bar showing the running loss;
   2. the test-set ELBO, rate and distortion over all test images with the fixed evaluation noise;
-  3. one row of metrics.csv;
-  4. with latent_dim == 2 and do_viz: the spread frame (the first 5000 test images' posterior means, which step 2
-     has already computed) and the canvas frame (the fixed latent grid, decoded in one batch).
+  3. one row of metrics.csv and the TensorBoard scalars;
+  4. with do_viz: the spread frame (from the posterior means step 2 computed anyway) and the canvas frame (the
+     fixed latent grid, decoded in one batch), or samples and reconstructions when latent_dim > 2;
+  5. a checkpoint: model, optimiser, step counter and the minibatch iterator's position.
 
-The fixed things, the evaluation noise and the latent grid, are drawn once before the first epoch, so that every
-epoch's numbers and frames are comparable.
+A checkpoint is written only after an epoch is complete and its loss was finite, and the checkpoint files are
+written before the index that names them, so a run killed at any point restarts from the last complete epoch.
+Starting the same command again resumes there; the result equals an uninterrupted run, because every random
+number is a function of (seed, step) and the iterator's state is in the checkpoint.
+
+At the end: the gifs, a loss-curve plot, the trained encoder and decoder exported as .keras files, and the
+importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json.
 """
 
+import csv
 import dataclasses
+import io
 import json
+import math
 import os
+import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import data, networks, train as train_lib, viz
-from vae.errors import VAEError
-from vae.fileio import ensure_writable_dir, write_text_atomic
+from vae import data, evaluate, networks, train as train_lib, viz
+from vae.errors import OutputError, VAEError
+from vae.fileio import RunLock, atomic_path, ensure_writable_dir, write_text_atomic
 from vae.model import VAE
 from vae.progress import ProgressBar
 
 METRICS_HEADER = ('epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'seconds')
+# Flags that must match for a checkpoint to be resumed: they shape the model, the data or the random streams.
+RESUME_KEYS = ('latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture', 'updates_per_epoch',
+               'learning_rate', 'seed', 'binarize', 'do_viz')
+NUM_SAMPLES = 100          # the samples frame: 10x10 decoded prior draws (latent_dim > 2)
+NUM_RECONSTRUCTIONS = 50   # the reconstructions frame: 50 test digits and their reconstructions
+
+
+class Interrupted(VAEError):
+  """Ctrl-C: the run stopped; what was completed is kept."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +63,31 @@ class Config:
   learning_rate: float = 2e-4
   seed: int = 0
   output_dir: str = '.'
+  eval_k: int = 100
+  binarize: str = 'none'
+  fresh: bool = False
+
+
+class RunPaths:
+  """Where a run's files live inside its output directory."""
+
+  def __init__(self, output_dir):
+    self.root = output_dir
+    self.flags = os.path.join(output_dir, 'flags.json')
+    self.metrics = os.path.join(output_dir, 'metrics.csv')
+    self.loss_curve = os.path.join(output_dir, 'loss_curve.png')
+    self.evaluation = os.path.join(output_dir, 'evaluation.json')
+    self.checkpoints = os.path.join(output_dir, 'checkpoints')
+    self.tensorboard = os.path.join(output_dir, 'tensorboard')
+    self.export = os.path.join(output_dir, 'export')
+    self.figs = os.path.join(output_dir, 'figs')
 
 
 def use_xla(encoder_architecture, decoder_architecture):
   """Whether to compile the training step with XLA.
 
   Measured on a 2-core CPU: XLA fuses the fc model's element-wise work and Adam update into few kernels and
-  speeds its step up; for convolutions its CPU kernels are slower than TensorFlow's own (oneDNN) ones.
+  speeds its step up; for convolutions its CPU kernels are slower than TensorFlow's own.
   """
   return encoder_architecture == 'fc' and decoder_architecture == 'fc'
 
@@ -61,84 +99,294 @@ def build_model(config):
   return VAE(encoder, decoder)
 
 
+def prepare_images(mnist, binarize, seed):
+  """(training images, test images) as the model sees them under --binarize.
+
+  'none' and 'dynamic' train on the grey levels ('dynamic' binarises each batch afresh inside the training
+  step); 'static' trains on one fixed binarised copy. With binarisation the test set is binarised once, with a
+  fixed seed, so that every evaluation sees the same binary images.
+  """
+  if binarize == 'none':
+    return mnist.train_images, mnist.test_images
+  test = train_lib.binarized(mnist.test_images, seed, tag=1)
+  train = train_lib.binarized(mnist.train_images, seed, tag=0) if binarize == 'static' else mnist.train_images
+  return train, test
+
+
+class Trainer:
+  """The model, its optimiser and step function, and the checkpoint that holds all their state."""
+
+  def __init__(self, config, train_images, checkpoint_dir):
+    self.config = config
+    self.model = build_model(config)
+    self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+    self.step_fn = train_lib.make_train_step(
+        self.model, self.optimizer, tf.constant(train_images), batch_size=config.batch_size, seed=config.seed,
+        jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
+        dynamic_binarization=config.binarize == 'dynamic')
+    self.batches = iter(data.train_batches(len(train_images), config.batch_size, config.seed))
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
+                                          optimizer=self.optimizer, step=self.step, batches=self.batches)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
+
+  def restore(self):
+    """Restores the latest checkpoint, if any; returns the number of completed epochs."""
+    latest = self.manager.latest_checkpoint
+    if latest is None:
+      return 0
+    try:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+      raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]}); pass --fresh to start '
+                     f'over') from None
+    return int(self.step.numpy()) // self.config.updates_per_epoch
+
+  def run_epoch(self, label):
+    """`updates_per_epoch` steps; returns the mean training loss. Raises VAEError on a non-finite loss."""
+    updates = self.config.updates_per_epoch
+    bar = ProgressBar(label, updates)
+    pending = []
+    for i in range(updates):
+      pending.append(self.step_fn(next(self.batches), self.step.read_value()))
+      self.step.assign_add(1)
+      # Reading a loss back waits for its step; doing it every 10 steps lets steps queue up back to back.
+      if len(pending) == 10 or i + 1 == updates:
+        losses = np.array([float(l) for l in pending])
+        if not np.all(np.isfinite(losses)):
+          bad = int(np.argmax(~np.isfinite(losses)))
+          at_step = int(self.step.numpy()) - len(losses) + bad + 1
+          raise VAEError(f'the training loss became {losses[bad]} at {label}, step {at_step}; the last '
+                         f'checkpoint (before this epoch) is kept. Try a smaller --learning_rate')
+        bar.update(i + 1, losses)
+        pending = []
+    bar.finish()
+    return bar.mean_loss
+
+  def save(self):
+    try:
+      self.manager.save(checkpoint_number=int(self.step.numpy()))
+    except (tf.errors.OpError, OSError) as e:
+      raise OutputError(f'cannot write a checkpoint into {self.manager.directory}: '
+                        f'{str(e).splitlines()[0]}; the previous checkpoint is kept') from None
+
+
 def train(config, flag_values=None, log=print):
-  """Runs the whole training job described by `config`. Returns the last epoch's metrics as a dict.
+  """Runs (or resumes) the training job described by `config`. Returns the last epoch's metrics as a dict.
 
   Raises:
-    VAEError: bad data, no network, an output directory that cannot be written.
+    VAEError: bad data, no network, an output directory that cannot be written, a diverged loss, Ctrl-C.
   """
-  if config.do_viz and config.latent_dim != 2:
-    log(f'note: --do_viz draws the 2-d latent space; with --latent_dim={config.latent_dim} no frames are drawn')
-  ensure_writable_dir(config.output_dir)
-  write_text_atomic(os.path.join(config.output_dir, 'flags.json'),
-                    json.dumps(flag_values or dataclasses.asdict(config), indent=2, sort_keys=True) + '\n')
-
+  paths = RunPaths(config.output_dir)
+  # The data comes first: a bad data file is reported before anything in the output directory is touched.
   mnist = data.load_mnist(config.data_dir)
   log(f'MNIST from {config.data_dir}: {len(mnist.train_images):,} training and {len(mnist.test_images):,} '
-      f'test images')
+      f'test images, binarize={config.binarize}')
+  ensure_writable_dir(config.output_dir)
+  with RunLock(config.output_dir):
+    return _train_locked(config, paths, mnist, flag_values or dataclasses.asdict(config), log)
 
-  model = build_model(config)
-  optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-  train_images = tf.constant(mnist.train_images)
-  step_fn = train_lib.make_train_step(model, optimizer, train_images, batch_size=config.batch_size,
-                                      seed=config.seed,
-                                      jit_compile=use_xla(config.encoder_architecture,
-                                                          config.decoder_architecture))
-  evaluate = train_lib.make_evaluator(model)
-  batches = iter(data.train_batches(len(mnist.train_images), config.batch_size, config.seed))
+
+def _train_locked(config, paths, mnist, flag_values, log):
+  if config.fresh:
+    clear_run(paths)
+  elif tf.train.latest_checkpoint(paths.checkpoints):
+    check_resumable(paths, flag_values)
+  write_text_atomic(paths.flags, json.dumps(flag_values, indent=2, sort_keys=True) + '\n')
+  # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
+  tf.config.experimental.enable_op_determinism()
+
+  train_images, test_images = prepare_images(mnist, config.binarize, config.seed)
+  trainer = Trainer(config, train_images, paths.checkpoints)
+  model = trainer.model
+  done = trainer.restore()
+  if done:
+    log(f'resuming after epoch {done} (step {int(trainer.step.numpy())}) from {paths.checkpoints}')
+  rows = read_metrics(paths.metrics, up_to_epoch=done)
 
   # Drawn once, before the loop, so that every epoch is measured and drawn on the same footing.
-  eval_eps = train_lib.eval_noise(config.seed, len(mnist.test_images), config.latent_dim)
-  draw = config.do_viz and config.latent_dim == 2
-  if draw:
-    num_spread = min(viz.NUM_SPREAD_POINTS, len(mnist.test_images))
-    frames = viz.EpochFrames(config.output_dir, mnist.test_labels[:num_spread])
-    grid = tf.constant(viz.latent_grid())
-    decode_grid = tf.function(lambda z: model.decode(z))
+  evaluate_fn = evaluate.make_evaluator(model)
+  eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
+  frames = None
+  if config.do_viz:
+    num_spread = min(viz.NUM_SPREAD_POINTS, len(test_images))
+    frames = viz.EpochFrames(config.output_dir, mnist.test_labels[:num_spread], config.latent_dim)
+    fixed_grids = make_grid_inputs(config, test_images)
+    decode = tf.function(lambda z: model.decode(z), reduce_retracing=True)
+  summaries = tf.summary.create_file_writer(paths.tensorboard)
 
-  metrics_path = os.path.join(config.output_dir, 'metrics.csv')
-  rows = [','.join(METRICS_HEADER)]
-  step = 0
-  last = None
+  last = rows[-1] if rows else None
   try:
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(done + 1, config.epochs + 1):
       started = time.perf_counter()
-      bar = ProgressBar(f'epoch {epoch}/{config.epochs}', config.updates_per_epoch)
-      pending = []
-      for i in range(config.updates_per_epoch):
-        pending.append(step_fn(next(batches), tf.constant(step, tf.int64)))
-        step += 1
-        # Reading a loss back waits for its step; doing it every 10 steps lets steps queue up back to back.
-        if len(pending) == 10 or i + 1 == config.updates_per_epoch:
-          losses = np.array([float(l) for l in pending])
-          if not np.all(np.isfinite(losses)):
-            raise VAEError(f'the training loss became {losses[~np.isfinite(losses)][0]} at epoch {epoch}, '
-                           f'step {step}; try a smaller --learning_rate')
-          bar.update(i + 1, losses)
-          pending = []
-      bar.finish()
-
-      test = evaluate(mnist.test_images, eval_eps)
-      seconds = time.perf_counter() - started
-      last = {'epoch': epoch, 'step': step, 'train_loss': bar.mean_loss,
+      train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
+      test = evaluate_fn(test_images, eval_eps)
+      last = {'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
-              'test_distortion': float(test['distortion'].mean()), 'seconds': seconds}
+              'test_distortion': float(test['distortion'].mean()), 'seconds': time.perf_counter() - started}
       log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
-          f'distortion {last["test_distortion"]:.2f}  ({seconds:.1f} s)')
-      rows.append(','.join(_format(last[k]) for k in METRICS_HEADER))
-      write_text_atomic(metrics_path, '\n'.join(rows) + '\n')
-      if draw:
-        frames.write(epoch, test['mean'][:num_spread], decode_grid(grid).numpy())
-
-    if draw:
-      frames.write_gifs(config.epochs)
-      log(f'wrote {os.path.join(config.output_dir, "spread.gif")} and '
-          f'{os.path.join(config.output_dir, "canvas.gif")}')
+          f'distortion {last["test_distortion"]:.2f}  ({last["seconds"]:.1f} s)')
+      rows.append(last)
+      write_metrics(paths.metrics, rows)
+      grids = {}
+      if frames:
+        grids = render_grids(config, decode, fixed_grids)
+        frames.write(epoch, test['mean'][:num_spread], grids)
+      with summaries.as_default(step=last['step']):
+        for key in METRICS_HEADER[2:6]:
+          tf.summary.scalar(key, last[key])
+        for kind, image in grids.items():
+          tf.summary.image(kind, image[None, :, :, None])
+      trainer.save()
+  except KeyboardInterrupt:
+    completed = int(trainer.step.numpy()) // config.updates_per_epoch
+    raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
+                      f'{paths.checkpoints}. Run the same command again to resume') from None
   finally:
-    if draw:
+    if frames:
       frames.close()
+    summaries.flush()
+
+  if frames:
+    written = frames.write_gifs(config.epochs)
+    log('wrote ' + ', '.join(written))
+  if rows:
+    viz.save_png(paths.loss_curve, viz.plot_metrics(rows))
+  export_model(model, paths.export)
+  log(f'exported the encoder and decoder to {paths.export}/')
+  final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
+  with summaries.as_default(step=int(trainer.step.numpy())):
+    tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
+  summaries.close()
+  write_text_atomic(paths.evaluation, json.dumps(final, indent=2) + '\n')
   return last
 
 
+def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log):
+  """The test ELBO (fixed noise) and the k-sample importance-weighted log-likelihood estimate."""
+  log(f'estimating log p(x) on {len(test_images):,} test images with k={config.eval_k} importance samples')
+  started = time.perf_counter()
+  elbo = evaluate_fn(test_images, eval_eps)
+  log_likelihood = evaluate.iwae_log_likelihood(model, test_images, config.eval_k, config.seed)
+  result = {'test_elbo': float(elbo['elbo'].mean()), 'test_rate': float(elbo['rate'].mean()),
+            'test_distortion': float(elbo['distortion'].mean()),
+            'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
+            'binarize': config.binarize, 'num_test_images': len(test_images),
+            'seconds': time.perf_counter() - started}
+  log(f'test elbo {result["test_elbo"]:.2f}, log-likelihood (IWAE, k={config.eval_k}) '
+      f'{result["test_log_likelihood"]:.2f} nats  ({result["seconds"]:.1f} s)')
+  return result
+
+
+def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
+  """--eval_only: restores the run in `output_dir` and re-estimates its test ELBO and log-likelihood."""
+  paths = RunPaths(output_dir)
+  saved = read_saved_flags(paths)
+  if saved is None or not tf.train.latest_checkpoint(paths.checkpoints):
+    raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
+  fields = {f.name for f in dataclasses.fields(Config)}
+  config = dataclasses.replace(Config(**{k: v for k, v in saved.items() if k in fields}), eval_k=eval_k,
+                               data_dir=data_dir or saved.get('data_dir', Config.data_dir), output_dir=output_dir)
+  mnist = data.load_mnist(config.data_dir)
+  _, test_images = prepare_images(mnist, config.binarize, config.seed)
+  model = build_model(config)
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+  latest = tf.train.latest_checkpoint(paths.checkpoints)
+  try:  # Only the networks and the step are needed; the optimiser and data iterator state are left alone.
+    tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder, step=step).restore(latest).expect_partial()
+  except (tf.errors.OpError, ValueError) as e:
+    raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]})') from None
+  log(f'restored {latest} (step {int(step.numpy())})')
+  evaluate_fn = evaluate.make_evaluator(model)
+  eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
+  final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
+  write_text_atomic(paths.evaluation, json.dumps(final, indent=2) + '\n')
+  return final
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def make_grid_inputs(config, test_images):
+  """The fixed inputs of the non-spread frames, drawn once before training."""
+  if config.latent_dim == 2:
+    return {'canvas': tf.constant(viz.latent_grid())}
+  count = min(NUM_RECONSTRUCTIONS, len(test_images) // 10 * 10)
+  originals = test_images[:count]
+  prior = tf.random.stateless_normal([NUM_SAMPLES, config.latent_dim], seed=[config.seed * 4 + 7, 0])
+  posterior = tf.random.stateless_normal([count, config.latent_dim], seed=[config.seed * 4 + 7, 1])
+  return {'samples': prior, 'reconstructions': (tf.constant(originals), posterior)}
+
+
+def render_grids(config, decode, fixed):
+  """Decodes the fixed inputs (each set in one batch) into the uint8 frames of this epoch."""
+  if config.latent_dim == 2:
+    return {'canvas': viz.canvas_frame(decode(fixed['canvas']).numpy())}
+  originals, eps = fixed['reconstructions']
+  return {'samples': viz.probability_tile(decode(fixed['samples']).numpy(), 10, 10),
+          'reconstructions': viz.reconstruction_frame(originals.numpy(), decode(eps).numpy())}
+
+
+def write_metrics(path, rows):
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator='\n')
+  writer.writerow(METRICS_HEADER)
+  for row in rows:
+    writer.writerow([_format(row[key]) for key in METRICS_HEADER])
+  write_text_atomic(path, out.getvalue())
+
+
+def read_metrics(path, up_to_epoch):
+  """The rows of an existing metrics.csv for epochs 1..up_to_epoch (a resumed run continues them)."""
+  if up_to_epoch == 0 or not os.path.exists(path):
+    return []
+  with open(path, newline='') as f:
+    rows = [{k: (int(v) if k in ('epoch', 'step') else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(f)]
+  return [row for row in rows if row['epoch'] <= up_to_epoch]
+
+
+def read_saved_flags(paths):
+  if not os.path.exists(paths.flags):
+    return None
+  try:
+    with open(paths.flags) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise VAEError(f'cannot read {paths.flags}: {e}') from None
+
+
+def check_resumable(paths, flag_values):
+  """Refuses to resume a checkpoint made with flags that change the model, the data or the random streams."""
+  saved = read_saved_flags(paths) or {}
+  for key in RESUME_KEYS:
+    if key in saved and key in flag_values and saved[key] != flag_values[key]:
+      raise VAEError(f'{paths.root} holds a run made with --{key}={saved[key]}, not {flag_values[key]}; '
+                     f'rerun with the same flags to resume it, or pass --fresh to start over (this deletes its '
+                     f'checkpoints, metrics and frames)')
+
+
+def clear_run(paths):
+  """--fresh: removes a previous run's checkpoints, metrics, summaries and frames from the output directory."""
+  for directory in (paths.checkpoints, paths.tensorboard, paths.figs, paths.export):
+    shutil.rmtree(directory, ignore_errors=True)
+  for path in (paths.metrics, paths.evaluation, paths.loss_curve):
+    if os.path.exists(path):
+      os.remove(path)
+
+
+def export_model(model, directory):
+  """Saves the encoder and decoder as standard .keras files (architecture and weights), atomically."""
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError as e:
+    raise OutputError(f'cannot create {directory}: {e.strerror or e}') from None
+  for name, part in (('encoder', model.encoder), ('decoder', model.decoder)):
+    with atomic_path(os.path.join(directory, f'{name}.keras'), suffix='.keras') as tmp:
+      part.save(tmp)
+
+
 def _format(value):
-  return f'{value:.6g}' if isinstance(value, float) else str(value)
+  if isinstance(value, float):
+    return 'nan' if math.isnan(value) else f'{value:.6g}'
+  return str(value)

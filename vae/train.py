@@ -7,17 +7,20 @@ Randomness is *stateless*: the noise of step t is a pure function of (seed, t). 
 from its seed, and a run resumed at step t draws exactly the noise an uninterrupted run would have drawn, with
 nothing but the step counter to save.
 
-Evaluation uses a single fixed noise draw per test image, made once before training, so the per-epoch test ELBO
-is a one-sample Monte Carlo estimate whose changes between epochs come from the model, not from the noise. (The
-posterior mean alone would give a deterministic number, but not the ELBO.)
+Binarisation (`binarize`): 'none' trains on grey levels, as the original did; 'dynamic' replaces every pixel by
+a fresh Bernoulli(intensity) draw each time an image is used (Burda et al.), again a function of (seed, step);
+'static' trains on one fixed binarised copy, made before training (see `binarized`).
 """
 
 import numpy as np
 import tensorflow as tf
 
-# Tags that separate the random streams drawn from one --seed.
+BINARIZE_MODES = ('none', 'dynamic', 'static')
+
+# Tags that separate the random streams drawn from one --seed (see also vae/evaluate.py).
 _TRAIN_NOISE = 1
-_EVAL_NOISE = 2
+_DYNAMIC_BINARIZATION = 5
+_STATIC_BINARIZATION = 6
 
 
 def train_noise(seed, step, batch_size, latent_dim):
@@ -26,12 +29,14 @@ def train_noise(seed, step, batch_size, latent_dim):
   return tf.random.stateless_normal([batch_size, latent_dim], seed=seed_pair)
 
 
-def eval_noise(seed, num_examples, latent_dim):
-  """The fixed evaluation noise eps [N, latent_dim], drawn once per run."""
-  return tf.random.stateless_normal([num_examples, latent_dim], seed=[seed * 4 + _EVAL_NOISE, 0])
+def binarized(images, seed, tag=0):
+  """A fixed binarised copy of float images [N, 784]: pixel = 1 with probability equal to its intensity."""
+  rng = np.random.default_rng([seed, _STATIC_BINARIZATION, tag])
+  return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
-def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_compile=False):
+def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
+                    dynamic_binarization=False):
   """Returns `step_fn(indices, step) -> loss`, one compiled Adam step on -ELBO.
 
   Args:
@@ -41,6 +46,7 @@ def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_com
     batch_size: B.
     seed: the run's integer seed.
     jit_compile: compile the step with XLA.
+    dynamic_binarization: resample each batch's pixels as Bernoulli(intensity) at every step.
 
   The returned function takes `indices` int32 [B] (rows of `train_images`) and the global step number (for the
   noise), and returns the batch loss, a float32 scalar.
@@ -52,6 +58,9 @@ def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_com
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def step_fn(indices, step):
     x = tf.gather(train_images, indices)                         # [B, 784]
+    if dynamic_binarization:
+      seed_pair = tf.stack([tf.cast(seed, tf.int64) * 4 + _DYNAMIC_BINARIZATION, tf.cast(step, tf.int64)])
+      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed_pair) < x, tf.float32)
     eps = train_noise(seed, step, batch_size, latent_dim)        # [B, latent_dim]
     with tf.GradientTape() as tape:
       terms = model.terms(x, eps, training=True)
@@ -61,23 +70,3 @@ def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_com
     return loss
 
   return step_fn
-
-
-def make_evaluator(model, batch_size=2000):
-  """Returns `evaluate(images, eps) -> dict` with per-example numpy arrays `elbo`, `rate`, `distortion`, `mean`.
-
-  Large batches keep evaluation of the 10,000 test images a small fraction of an epoch's time.
-  """
-
-  @tf.function(reduce_retracing=True)
-  def batch_terms(x, eps):
-    return model.terms(x, eps, training=False)
-
-  def evaluate(images, eps):
-    parts = []
-    for start in range(0, len(images), batch_size):
-      stop = start + batch_size
-      parts.append(batch_terms(tf.convert_to_tensor(images[start:stop]), eps[start:stop]))
-    return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
-
-  return evaluate

@@ -1,13 +1,22 @@
-"""Per-epoch pictures of a 2-d latent space, and the gifs made from them.
+"""Per-epoch pictures of the latent space and the decoder, and the gifs made from them.
 
-Two frames are drawn after every epoch when latent_dim == 2:
+With latent_dim == 2 two frames are drawn after every epoch:
 
 * the *spread*: the posterior means mu(x) of 5000 fixed test images, one dot per image coloured by its digit,
   each digit's centroid labelled, on fixed axes [-5, 5]^2 so that frames line up into an animation;
 * the *canvas*: the decoder's pixel probabilities sigmoid(f(z)) on a 15x15 grid of z over [-2, 2]^2, tiled into
   one 420x420 image. Since p(z) = N(0, I), the grid covers the region where most of the prior's mass lies.
 
-At the end the frames become `spread.gif` and `canvas.gif`. The canvas gif runs in *log time*, as the original
+With latent_dim > 2 a grid over z no longer makes sense, so three frames are drawn instead:
+
+* the *spread* of the posterior means projected onto their first two principal components (PCA, refitted each
+  epoch, signs fixed so the picture does not flip between frames);
+* *samples*: 10x10 digits decoded from fixed draws z ~ N(0, I);
+* *reconstructions*: 50 fixed test digits (odd rows) above their reconstructions (even rows), decoded from one
+  fixed posterior sample each.
+
+At the end each kind of frame becomes a gif (`spread.gif`, `canvas.gif`, or `samples.gif`,
+`reconstructions.gif`). The canvas gif runs in *log time*, as the original
 did: the decoder changes most in the first epochs, so frame i is shown for a time proportional to
 log(i + 2) - log(i + 1), and the first few epochs get as much screen time as the last fifty.
 
@@ -54,11 +63,46 @@ def tile(images, rows, cols):
   return images.reshape(rows, cols, height, width).transpose(0, 2, 1, 3).reshape(rows * height, cols * width)
 
 
-def canvas_frame(logits, n=CANVAS_SIZE):
-  """Decoder logits [n*n, 784] -> a uint8 grey image [n*28, n*28] of pixel probabilities (white = ink)."""
+def probability_tile(logits, rows, cols):
+  """Decoder logits [rows*cols, 784] -> a uint8 grey image [rows*28, cols*28] of pixel probabilities."""
   probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-  pixels = np.round(probabilities * 255.0).astype(np.uint8)
-  return tile(pixels.reshape(n * n, IMAGE_SIZE, IMAGE_SIZE), n, n)
+  return grey_tile(probabilities, rows, cols)
+
+
+def grey_tile(intensities, rows, cols):
+  """Intensities in [0, 1], [rows*cols, 784] -> a uint8 grey image [rows*28, cols*28] (white = ink)."""
+  pixels = np.round(np.asarray(intensities) * 255.0).astype(np.uint8)
+  return tile(pixels.reshape(rows * cols, IMAGE_SIZE, IMAGE_SIZE), rows, cols)
+
+
+def canvas_frame(logits, n=CANVAS_SIZE):
+  """The canvas: decoder logits [n*n, 784] on the latent grid -> uint8 [n*28, n*28]."""
+  return probability_tile(logits, n, n)
+
+
+def reconstruction_frame(originals, logits, cols=10):
+  """Originals [N, 784] in [0, 1] and their reconstructions' logits [N, 784] -> rows alternating the two."""
+  originals = np.asarray(originals, dtype=np.float64)
+  probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+  rows = len(originals) // cols
+  pairs = np.stack([originals.reshape(rows, cols, -1), probabilities.reshape(rows, cols, -1)], axis=1)
+  return grey_tile(pairs.reshape(2 * rows * cols, -1), 2 * rows, cols)
+
+
+def pca_2d(points):
+  """Projects points [N, d] onto their first two principal components -> [N, 2].
+
+  Each component's sign is chosen so that its largest loading is positive; otherwise SVD may flip the picture
+  from one frame to the next.
+  """
+  centred = points - points.mean(axis=0)
+  _, _, components = np.linalg.svd(centred, full_matrices=False)   # rows: principal directions
+  components = components[:2]
+  signs = np.sign(components[np.arange(len(components)), np.argmax(np.abs(components), axis=1)])
+  projected = centred @ (components * signs[:, None]).T
+  if projected.shape[1] < 2:  # latent_dim == 1: plot along a line
+    projected = np.concatenate([projected, np.zeros_like(projected)], axis=1)
+  return projected
 
 
 def class_centroids(points, labels):
@@ -90,7 +134,9 @@ def write_gif(path, frames, durations_ms):
   """Writes frames (a list of same-shape uint8 images) as a looping gif, atomically."""
   if len(frames) != len(durations_ms):
     raise ValueError(f'{len(frames)} frames but {len(durations_ms)} durations')
-  data = iio.imwrite('<bytes>', np.stack(frames), extension='.gif', duration=list(durations_ms), loop=0)
+  # Pillow wants a plain number, not a one-element list, for a single frame.
+  duration = int(durations_ms[0]) if len(frames) == 1 else [int(d) for d in durations_ms]
+  data = iio.imwrite('<bytes>', np.stack(frames), extension='.gif', duration=duration, loop=0)
   write_bytes_atomic(path, data)
 
 
@@ -98,6 +144,36 @@ def gif_from_frames(path, frame_dir, epochs, durations_ms):
   """Assembles the PNG frames of epochs 1..`epochs` in `frame_dir` into a gif at `path`."""
   frames = [iio.imread(frame_path(frame_dir, epoch)) for epoch in range(1, epochs + 1)]
   write_gif(path, frames, durations_ms)
+
+
+def plot_metrics(rows):
+  """The loss curves of a run (rows of metrics.csv as dicts) -> uint8 RGB image.
+
+  Left: the training loss and the test -ELBO per epoch. Right: the test rate and distortion, the two terms of
+  the -ELBO, on their own axes since they differ by two orders of magnitude.
+  """
+  epochs = [row['epoch'] for row in rows]
+  figure = plt.figure(figsize=(10, 4), dpi=100)
+  try:
+    left = figure.add_subplot(1, 2, 1)
+    left.plot(epochs, [row['train_loss'] for row in rows], label='train loss (-ELBO)')
+    left.plot(epochs, [-row['test_elbo'] for row in rows], label='test -ELBO')
+    left.set_xlabel('epoch')
+    left.set_ylabel('nats')
+    left.legend()
+    rate_axis = figure.add_subplot(1, 2, 2)
+    rate_axis.plot(epochs, [row['test_rate'] for row in rows], color='tab:green', label='rate (KL)')
+    rate_axis.set_xlabel('epoch')
+    rate_axis.set_ylabel('rate, nats', color='tab:green')
+    distortion_axis = rate_axis.twinx()
+    distortion_axis.plot(epochs, [row['test_distortion'] for row in rows], color='tab:red', label='distortion')
+    distortion_axis.set_ylabel('distortion, nats', color='tab:red')
+    rate_axis.set_title('test rate and distortion')
+    figure.tight_layout()
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+  finally:
+    plt.close(figure)
 
 
 class SpreadPlot:
@@ -108,7 +184,7 @@ class SpreadPlot:
     self.figure = plt.figure(figsize=(size_inches, size_inches), dpi=dpi)
     self.colours = plt.get_cmap('tab10')(self.labels % NUM_CLASSES)
 
-  def render(self, points, epoch):
+  def render(self, points, epoch, projected=False):
     """points [N, 2] (latent means of the N fixed images) -> uint8 RGB image of the frame."""
     self.figure.clear()
     ax = self.figure.add_subplot(1, 1, 1)
@@ -121,9 +197,10 @@ class SpreadPlot:
     ax.set_xlim(-SPREAD_LIMIT, SPREAD_LIMIT)
     ax.set_ylim(-SPREAD_LIMIT, SPREAD_LIMIT)
     ax.set_aspect('equal')
-    ax.set_xlabel('$z_1$')
-    ax.set_ylabel('$z_2$')
-    ax.set_title(f'posterior means of {len(points)} test digits, epoch {epoch}')
+    ax.set_xlabel('first principal component' if projected else '$z_1$')
+    ax.set_ylabel('second principal component' if projected else '$z_2$')
+    what = 'PCA of posterior means' if projected else 'posterior means'
+    ax.set_title(f'{what} of {len(points)} test digits, epoch {epoch}')
     self.figure.tight_layout()
     self.figure.canvas.draw()
     return np.asarray(self.figure.canvas.buffer_rgba())[..., :3].copy()
@@ -133,26 +210,45 @@ class SpreadPlot:
 
 
 class EpochFrames:
-  """Writes the spread and canvas frames of each epoch under `<output_dir>/figs/`, and the gifs at the end."""
+  """Writes each epoch's frames under `<output_dir>/figs/<kind>/`, and one gif per kind at the end.
 
-  def __init__(self, output_dir, spread_labels):
+  The kinds are 'spread' plus 'canvas' (latent_dim == 2) or 'samples' and 'reconstructions' (latent_dim > 2).
+  """
+
+  def __init__(self, output_dir, spread_labels, latent_dim):
     self.output_dir = output_dir
-    self.spread_dir = os.path.join(output_dir, 'figs', 'spread')
-    self.canvas_dir = os.path.join(output_dir, 'figs', 'canvas')
-    for directory in (self.spread_dir, self.canvas_dir):
+    self.latent_dim = latent_dim
+    self.kinds = ('spread', 'canvas') if latent_dim == 2 else ('spread', 'samples', 'reconstructions')
+    self.dirs = {kind: os.path.join(output_dir, 'figs', kind) for kind in self.kinds}
+    for directory in self.dirs.values():
       ensure_writable_dir(directory, 'frame directory')
     self.spread_plot = SpreadPlot(spread_labels)
 
-  def write(self, epoch, spread_points, canvas_logits):
-    save_png(frame_path(self.spread_dir, epoch), self.spread_plot.render(spread_points, epoch))
-    save_png(frame_path(self.canvas_dir, epoch), canvas_frame(canvas_logits))
+  def write(self, epoch, spread_means, grids):
+    """spread_means [N, latent_dim]; grids: {kind: uint8 image} for the other kinds."""
+    if self.latent_dim == 2:
+      spread = self.spread_plot.render(spread_means, epoch)
+    else:
+      spread = self.spread_plot.render(pca_2d(spread_means), epoch, projected=True)
+    save_png(frame_path(self.dirs['spread'], epoch), spread)
+    for kind in self.kinds[1:]:
+      save_png(frame_path(self.dirs[kind], epoch), grids[kind])
 
   def write_gifs(self, epochs):
-    """Writes spread.gif (evenly timed) and canvas.gif (log time) from the frames of epochs 1..`epochs`."""
-    spread_ms = [max(20, int(round(10000.0 / epochs / 10.0)) * 10)] * epochs
-    gif_from_frames(os.path.join(self.output_dir, 'spread.gif'), self.spread_dir, epochs, spread_ms)
-    gif_from_frames(os.path.join(self.output_dir, 'canvas.gif'), self.canvas_dir, epochs,
-                    log_time_durations(epochs))
+    """One gif per kind from the frames of epochs 1..`epochs`: the spread evenly timed, the rest in log time.
+
+    Returns the paths written.
+    """
+    paths = []
+    for kind in self.kinds:
+      if kind == 'spread':
+        durations = [max(20, int(round(10000.0 / epochs / 10.0)) * 10)] * epochs
+      else:
+        durations = log_time_durations(epochs)
+      path = os.path.join(self.output_dir, f'{kind}.gif')
+      gif_from_frames(path, self.dirs[kind], epochs, durations)
+      paths.append(path)
+    return paths
 
   def close(self):
     self.spread_plot.close()

@@ -1,0 +1,239 @@
+"""Research features: IWAE estimates, binarisation, checkpoint/resume, determinism, exports, summaries."""
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vae import data, evaluate, loop, model as model_lib, networks, train
+from vae.errors import OutputError, VAEError
+from vae.fileio import RunLock
+from conftest import REPO_ROOT, synthetic_digits
+
+QUIET = lambda *args: None  # noqa: E731
+
+
+def tiny_config(mnist_dir, output_dir, **overrides):
+  settings = dict(data_dir=mnist_dir, output_dir=str(output_dir), epochs=3, updates_per_epoch=4, batch_size=16,
+                  eval_k=3, learning_rate=1e-3)
+  settings.update(overrides)
+  return loop.Config(**settings)
+
+
+def metrics_without_time(output_dir):
+  with open(os.path.join(output_dir, 'metrics.csv')) as f:
+    return [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
+
+
+def file_bytes(*parts):
+  with open(os.path.join(*parts), 'rb') as f:
+    return f.read()
+
+
+@pytest.fixture(scope='module')
+def reference_run(tmp_path_factory):
+  """One uninterrupted 3-epoch run on tiny data, shared by the comparisons below."""
+  root = tmp_path_factory.mktemp('reference')
+  from conftest import write_mnist
+  mnist_dir = str(root / 'mnist')
+  write_mnist(mnist_dir)
+  out = root / 'out'
+  loop.train(tiny_config(mnist_dir, out), log=QUIET)
+  return mnist_dir, str(out)
+
+
+def test_a_run_writes_every_research_output(reference_run):
+  _, out = reference_run
+  with open(os.path.join(out, 'metrics.csv')) as f:
+    assert f.readline().strip() == 'epoch,step,train_loss,test_elbo,test_rate,test_distortion,seconds'
+  assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
+  evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
+  assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])
+  assert os.path.getsize(os.path.join(out, 'loss_curve.png')) > 1000
+  assert any(n.startswith('events.out.tfevents') for n in os.listdir(os.path.join(out, 'tensorboard')))
+  assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-12')
+
+
+def test_tensorboard_holds_the_scalars_and_the_canvas(reference_run):
+  _, out = reference_run
+  tags = set()
+  for name in os.listdir(os.path.join(out, 'tensorboard')):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(out, 'tensorboard', name)):
+      tags.update(value.tag for value in event.summary.value)
+  assert {'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'canvas', 'test_log_likelihood_k3'} <= tags
+
+
+def test_the_exported_decoder_generates_digits_in_three_lines(reference_run):
+  _, out = reference_run
+  # The README's three lines:
+  decoder = keras.models.load_model(os.path.join(out, 'export', 'decoder.keras'))
+  z = np.random.default_rng(0).normal(size=(16, 2)).astype('float32')
+  digits = keras.ops.sigmoid(decoder(z)).numpy().reshape(16, 28, 28)
+  assert digits.shape == (16, 28, 28) and 0.0 <= digits.min() and digits.max() <= 1.0
+  encoder = keras.models.load_model(os.path.join(out, 'export', 'encoder.keras'))
+  mean, log_var = encoder(np.zeros((3, 784), np.float32))
+  assert mean.shape == (3, 2) and log_var.shape == (3, 2)
+
+
+def test_same_seed_same_metrics(reference_run, tmp_path):
+  mnist_dir, out = reference_run
+  loop.train(tiny_config(mnist_dir, tmp_path / 'again'), log=QUIET)
+  assert metrics_without_time(tmp_path / 'again') == metrics_without_time(out)
+  loop.train(tiny_config(mnist_dir, tmp_path / 'other', seed=1), log=QUIET)
+  assert metrics_without_time(tmp_path / 'other') != metrics_without_time(out)
+
+
+def test_resuming_gives_the_same_metrics_frames_and_gifs(reference_run, tmp_path):
+  mnist_dir, out = reference_run
+  resumed = tmp_path / 'resumed'
+  loop.train(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
+  lines = []
+  loop.train(tiny_config(mnist_dir, resumed), log=lines.append)
+  assert any('resuming after epoch 1 (step 4)' in line for line in lines)
+  assert metrics_without_time(resumed) == metrics_without_time(out)
+  for kind in ('spread', 'canvas'):
+    assert file_bytes(resumed, 'figs', kind, 'epoch_0003.png') == file_bytes(out, 'figs', kind, 'epoch_0003.png')
+  assert file_bytes(resumed, 'canvas.gif') == file_bytes(out, 'canvas.gif')
+  assert file_bytes(resumed, 'spread.gif') == file_bytes(out, 'spread.gif')
+
+
+def test_resuming_with_other_flags_is_refused_and_fresh_starts_over(reference_run, tmp_path):
+  mnist_dir, _ = reference_run
+  out = tmp_path / 'run'
+  loop.train(tiny_config(mnist_dir, out, epochs=1), log=QUIET)
+  with pytest.raises(VAEError, match=r'holds a run made with --latent_dim=2, not 3; .* pass --fresh'):
+    loop.train(tiny_config(mnist_dir, out, latent_dim=3), log=QUIET)
+  lines = []
+  loop.train(tiny_config(mnist_dir, out, epochs=1, fresh=True, seed=5), log=lines.append)
+  assert not any('resuming after' in line for line in lines)
+  assert json.load(open(out / 'flags.json'))['seed'] == 5
+
+
+def test_a_second_run_on_the_same_directory_is_refused(reference_run, tmp_path):
+  mnist_dir, _ = reference_run
+  out = tmp_path / 'busy'
+  out.mkdir()
+  with RunLock(str(out)):
+    with pytest.raises(OutputError, match=f'another run is using {out}'):
+      loop.train(tiny_config(mnist_dir, out), log=QUIET)
+  assert sorted(os.listdir(out)) == ['.lock']
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+  from conftest import write_mnist
+  mnist_dir = str(tmp_path / 'mnist')
+  write_mnist(mnist_dir)
+  args = [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', '--epochs=6',
+          '--updates_per_epoch=20', '--batch_size=16', '--eval_k=2', '--do_viz=False']
+  killed = tmp_path / 'killed'
+  process = subprocess.Popen(args + [f'--output_dir={killed}'], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + 120
+  while not tf.train.latest_checkpoint(str(killed / 'checkpoints')) and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(0.3)  # somewhere in the next epoch (or in the middle of its checkpoint)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert tf.train.latest_checkpoint(str(killed / 'checkpoints')) is not None
+  assert subprocess.run(args + [f'--output_dir={killed}'], capture_output=True).returncode == 0
+  whole = tmp_path / 'whole'
+  assert subprocess.run(args + [f'--output_dir={whole}'], capture_output=True).returncode == 0
+  assert metrics_without_time(killed) == metrics_without_time(whole)
+  assert len(metrics_without_time(whole)) == 6
+
+
+def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
+  _, out = reference_run
+  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--output_dir={out}', '--eval_only',
+                           '--eval_k=7'], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert 'log-likelihood (IWAE, k=7)' in result.stdout
+  assert json.load(open(os.path.join(out, 'evaluation.json')))['eval_k'] == 7
+  empty = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--output_dir={tmp_path}',
+                          '--eval_only'], capture_output=True, text=True, timeout=300)
+  assert empty.returncode == 1
+  assert empty.stderr.strip() == f'error: {tmp_path} holds no trained run (no flags.json or no checkpoint); ' \
+                                 f'train one there first'
+
+
+def _trained_tiny_model():
+  keras.utils.set_random_seed(0)
+  images, _ = synthetic_digits(256, seed=0)
+  images = images.reshape(-1, 784).astype(np.float32) / 255.0
+  vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+  step_fn = train.make_train_step(vae, keras.optimizers.Adam(1e-3), tf.constant(images), batch_size=32, seed=0)
+  batches = iter(data.train_batches(256, 32, seed=0))
+  for i in range(80):
+    step_fn(next(batches), tf.constant(i, tf.int64))
+  return vae, images[:64]
+
+
+def test_log_importance_weights_match_numpy():
+  vae, images = _trained_tiny_model()
+  eps = np.random.default_rng(0).normal(size=(3, 4, 2)).astype(np.float32)
+  got = evaluate.log_importance_weights(vae, tf.constant(images[:4]), tf.constant(eps)).numpy()
+  mean, log_var = (t.numpy().astype(np.float64) for t in vae.encode(images[:4]))
+  z = mean + np.exp(0.5 * log_var) * eps
+  logits = vae.decode(z.reshape(12, 2).astype(np.float32)).numpy().astype(np.float64).reshape(3, 4, 784)
+  p = 1 / (1 + np.exp(-logits))
+  x = images[:4].astype(np.float64)
+  log_px_z = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), -1)
+  log_pz = np.sum(-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi), -1)
+  log_qz = np.sum(-0.5 * eps ** 2 - 0.5 * log_var - 0.5 * np.log(2 * np.pi), -1)
+  np.testing.assert_allclose(got, log_px_z + log_pz - log_qz, rtol=1e-4)
+
+
+def test_the_iwae_bound_is_above_the_elbo_and_rises_with_k():
+  vae, images = _trained_tiny_model()
+  elbo = evaluate.make_evaluator(vae)(images, evaluate.eval_noise(0, len(images), 2))['elbo'].mean()
+  estimates = {k: evaluate.iwae_log_likelihood(vae, images, k, seed=0, batch_size=32, max_rows=640).mean()
+               for k in (1, 10, 100)}
+  assert abs(estimates[1] - elbo) < 0.1 * abs(elbo)  # k = 1 is the ELBO, up to sampling noise
+  assert estimates[100] > estimates[10] > estimates[1]
+  assert estimates[100] > elbo
+  # Chunking the samples does not change the estimate.
+  unchunked = evaluate.iwae_log_likelihood(vae, images, 10, seed=0, batch_size=64, max_rows=10 ** 6).mean()
+  chunked = evaluate.iwae_log_likelihood(vae, images, 10, seed=0, batch_size=64, max_rows=64 * 3).mean()
+  assert np.isfinite(chunked) and abs(chunked - unchunked) < 1.0
+
+
+@pytest.mark.parametrize('mode', ['none', 'dynamic', 'static'])
+def test_binarize_modes(mode):
+  images, _ = synthetic_digits(100, seed=0)
+  grey = images.reshape(-1, 784).astype(np.float32) / 255.0
+  mnist = data.Dataset(grey, None, grey[:50], None)
+  train_images, test_images = loop.prepare_images(mnist, mode, seed=0)
+  binary = lambda a: set(np.unique(a).tolist()) <= {0.0, 1.0}  # noqa: E731
+  assert binary(train_images) == (mode == 'static')
+  assert binary(test_images) == (mode != 'none')
+  if mode != 'none':
+    assert abs(test_images.mean() - grey[:50].mean()) < 0.01  # Bernoulli(intensity) keeps the mean
+
+
+def test_dynamic_binarization_resamples_every_step(reference_run, tmp_path):
+  mnist_dir, _ = reference_run
+  loop.train(tiny_config(mnist_dir, tmp_path / 'dyn', binarize='dynamic', epochs=1, do_viz=False), log=QUIET)
+  rows = metrics_without_time(tmp_path / 'dyn')
+  assert len(rows) == 1 and np.isfinite(float(rows[0]['test_elbo']))
+  static = tmp_path / 'static'
+  loop.train(tiny_config(mnist_dir, static, binarize='static', epochs=1, do_viz=False), log=QUIET)
+  assert metrics_without_time(static) != rows
+
+
+def test_a_larger_latent_space_draws_samples_reconstructions_and_a_pca_spread(reference_run, tmp_path):
+  mnist_dir, _ = reference_run
+  out = tmp_path / 'latent5'
+  loop.train(tiny_config(mnist_dir, out, latent_dim=5, epochs=2), log=QUIET)
+  assert sorted(os.listdir(out / 'figs')) == ['reconstructions', 'samples', 'spread']
+  for name in ('spread.gif', 'samples.gif', 'reconstructions.gif'):
+    assert os.path.getsize(out / name) > 0
+  assert not os.path.exists(out / 'canvas.gif')
