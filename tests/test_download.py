@@ -130,7 +130,7 @@ def test_no_mirror_reachable_gives_one_line_with_files_mirrors_and_what_to_do(tm
     assert url in message
   assert 'unreachable' in message
   assert f'into {target} by hand' in message
-  assert os.listdir(target) == []  # no partial or temporary file
+  assert not os.path.exists(target)  # no partial or temporary file, not even the directory it made
 
 
 def test_plain_http_is_refused_except_on_loopback(tmp_path):

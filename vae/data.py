@@ -292,6 +292,7 @@ def ensure_files(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
   missing = [name for name, path in paths.items() if path is None]
   if not missing:
     return paths
+  created = not os.path.exists(data_dir)
   try:
     os.makedirs(data_dir, exist_ok=True)
   except OSError as e:
@@ -307,6 +308,8 @@ def ensure_files(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
     except DownloadError as e:
       failures.append(str(e))
   if failures:
+    if created and not os.listdir(data_dir):
+      os.rmdir(data_dir)  # leave no trace of a download that fetched nothing
     all_names = ', '.join(n + '.gz' for n in FILE_NAMES)
     raise DownloadError(
         f'MNIST files are missing from {data_dir} and could not be downloaded ({"; ".join(failures)}). '

@@ -1,0 +1,262 @@
+"""Reliability: bad inputs and faults each end in one clear line, and nothing on disk is lost or half-written."""
+
+import errno
+import gzip
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vae import data, fileio, loop
+from vae.errors import DataError, OutputError, VAEError
+from conftest import REPO_ROOT, synthetic_digits, write_mnist
+
+QUIET = lambda *args: None  # noqa: E731
+
+
+def run_py(*args):
+  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args], capture_output=True,
+                        text=True, timeout=300)
+
+
+def snapshot(directory):
+  """{relative path: bytes} of every file under `directory`."""
+  files = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        files[os.path.relpath(path, directory)] = f.read()
+  return files
+
+
+# ------------------------------------------------------------------------------------------------ flags
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--eval_k=0', '--eval_k must be a positive integer, got 0'),
+    ('--batch_size=1.5', "flag --batch_size=1.5: invalid literal for int() with base 10: '1.5'"),
+    ('--learning_rate=-0.1', '--learning_rate must be a positive finite number, got -0.1'),
+    ('--binarize=sometimes', 'flag --binarize=sometimes: value should be one of <none|dynamic|static>'),
+])
+def test_more_bad_flags(tmp_path, flag, message):
+  result = run_py(flag, f'--output_dir={tmp_path / "out"}')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[0].startswith(f'error: {message}')
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_data_dir_that_is_a_file(tmp_path):
+  blocker = tmp_path / 'mnist'
+  blocker.write_text('not a directory')
+  result = run_py(f'--data_dir={blocker}', f'--output_dir={tmp_path / "out"}')
+  assert result.returncode == 1
+  assert result.stderr.strip() == (f'error: --data_dir {blocker} is a file; point it at a directory holding (or to '
+                                   f'hold) the MNIST files')
+  assert blocker.read_text() == 'not a directory' and not os.path.exists(tmp_path / 'out')
+
+
+def test_an_output_dir_that_cannot_be_written(tmp_path, mnist_dir):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={blocker}/run', '--epochs=1')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip() == f'error: output directory {blocker}/run cannot be written: Not a directory'
+
+
+# ------------------------------------------------------------------------------------------------ data files
+
+
+def _corrupt(mnist_dir, how):
+  path = os.path.join(mnist_dir, 'train-images-idx3-ubyte.gz')
+  if how == 'empty':
+    open(path, 'wb').close()
+  elif how == 'labels-for-images':
+    data.write_idx(path, np.zeros(256, np.uint8))
+  elif how == 'raw-cut-short':
+    os.remove(path)
+    images, _ = synthetic_digits(256, seed=0)
+    raw = os.path.join(mnist_dir, 'train-images-idx3-ubyte')
+    data.write_idx(raw, images)
+    with open(raw, 'r+b') as f:
+      f.truncate(1000)
+  elif how == 'bad-label':
+    labels = np.zeros(256, np.uint8)
+    labels[7] = 200
+    data.write_idx(os.path.join(mnist_dir, 'train-labels-idx1-ubyte.gz'), labels)
+
+
+@pytest.mark.parametrize('how, message', [
+    ('empty', 'train-images-idx3-ubyte.gz is not a gzip file'),
+    ('labels-for-images', 'train-images-idx3-ubyte.gz should be an IDX images file (magic 0x00000803) but is a '
+                          'labels file'),
+    ('raw-cut-short', 'train-images-idx3-ubyte is 1,000 bytes but its header says 256 images'),
+    ('bad-label', 'train-labels-idx1-ubyte.gz holds label 200 at index 7; MNIST labels are 0..9'),
+])
+def test_bad_data_files_end_the_run_with_one_line_and_touch_nothing(tmp_path, mnist_dir, how, message):
+  _corrupt(mnist_dir, how)
+  out = tmp_path / 'out'
+  out.mkdir()
+  (out / 'notes.txt').write_text('mine')
+  data_before, out_before = snapshot(mnist_dir), snapshot(out)
+  result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={out}', '--epochs=1')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f'error: {message}'), lines
+  assert snapshot(mnist_dir) == data_before and snapshot(out) == out_before
+
+
+def _mutations(content, rng):
+  """Seeded random damage: bit flips, truncation, insertion, deletion, and header fields set to odd values."""
+  content = bytearray(content)
+  kind = rng.integers(6)
+  if kind == 0:
+    for _ in range(rng.integers(1, 8)):
+      content[rng.integers(len(content))] ^= 1 << int(rng.integers(8))
+  elif kind == 1:
+    content = content[:rng.integers(len(content))]
+  elif kind == 2:
+    at = rng.integers(len(content) + 1)
+    content[at:at] = rng.integers(0, 256, rng.integers(1, 50), dtype=np.uint8).tobytes()
+  elif kind == 3:
+    at = rng.integers(len(content))
+    del content[at:at + rng.integers(1, 50)]
+  elif kind == 4:
+    field = rng.integers(4) * 4
+    value = int(rng.choice([0, 1, 27, 28, 29, 2 ** 31 - 1, 2 ** 32 - 1, int(rng.integers(2 ** 32))]))
+    content[field:field + 4] = struct.pack('>I', value)
+  else:
+    content = bytearray(rng.integers(0, 256, rng.integers(0, 64), dtype=np.uint8).tobytes())
+  return bytes(content)
+
+
+@pytest.mark.parametrize('kind', ['images', 'labels'])
+def test_fuzzed_idx_files_only_ever_raise_data_error(tmp_path, kind):
+  images, labels = synthetic_digits(8, seed=0)
+  raw = struct.pack('>IIII', data.IMAGES_MAGIC, 8, 28, 28) + images.tobytes() if kind == 'images' else \
+      struct.pack('>II', data.LABELS_MAGIC, 8) + labels.tobytes()
+  rng = np.random.default_rng(2024)
+  outcomes = {'ok': 0, 'DataError': 0}
+  for case in range(200):
+    compressed = case % 2 == 0
+    mutated = _mutations(raw, rng)
+    path = str(tmp_path / f'case{case}' ) + ('.gz' if compressed else '')
+    with open(path, 'wb') as f:
+      f.write(_mutations(gzip.compress(raw), rng) if compressed and case % 4 == 0 else
+              gzip.compress(mutated) if compressed else mutated)
+    try:
+      array = data.read_idx(path, kind)
+      assert array.dtype == np.uint8 and array.shape[0] >= 0
+      outcomes['ok'] += 1
+    except DataError as e:
+      assert '\n' not in str(e)
+      outcomes['DataError'] += 1
+    os.remove(path)
+  assert outcomes['DataError'] > 100  # the mutations really do damage most files
+
+
+# ------------------------------------------------------------------------------------------------ faults
+
+
+def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, mnist_dir,
+                                                                                       monkeypatch):
+  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=4,
+                       batch_size=16, eval_k=2, do_viz=False)
+  loop.train(config, log=QUIET)
+  checkpoints = str(tmp_path / 'checkpoints')
+  good = snapshot(checkpoints)
+  real = loop.train_lib.make_train_step
+
+  def poisoned(*args, **kwargs):
+    step_fn = real(*args, **kwargs)
+    return lambda indices, step: step_fn(indices, step) * (np.nan if int(step) >= 6 else 1.0)
+
+  monkeypatch.setattr(loop.train_lib, 'make_train_step', poisoned)
+  with pytest.raises(VAEError, match=r'the training loss became nan at epoch 2/3, step 7; the last checkpoint '
+                                     r'\(before this epoch\) is kept'):
+    loop.train(loop.Config(**{**config.__dict__, 'epochs': 3}), log=QUIET)
+  assert snapshot(checkpoints) == good
+  assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-4')
+
+
+def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_dir):
+  result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={tmp_path}', '--epochs=2', '--updates_per_epoch=20',
+                  '--batch_size=16', '--learning_rate=1e30', '--do_viz=False')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().startswith('error: the training loss became')
+  assert 'Try a smaller --learning_rate' in result.stderr
+
+
+def test_ctrl_c_exits_cleanly_and_says_how_to_resume(tmp_path, mnist_dir):
+  args = [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', f'--output_dir={tmp_path}',
+          '--epochs=50', '--updates_per_epoch=20', '--batch_size=16', '--do_viz=False', '--eval_k=2']
+  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')) and time.time() < deadline:
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130
+  assert 'Traceback' not in stderr
+  lines = stderr.strip().splitlines()
+  assert len(lines) == 1
+  assert lines[0].startswith('error: interrupted; ') and lines[0].endswith('Run the same command again to resume')
+  assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')) is not None
+
+
+def test_a_failed_write_raises_a_clear_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
+  target = tmp_path / 'metrics.csv'
+  fileio.write_text_atomic(str(target), 'old complete contents\n')
+
+  def disk_full(fd):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(fileio.os, 'fsync', disk_full)
+  with pytest.raises(OutputError, match=f'cannot write {target}: No space left on device'):
+    fileio.write_text_atomic(str(target), 'new contents')
+  assert target.read_text() == 'old complete contents\n'
+  assert os.listdir(tmp_path) == ['metrics.csv']  # no temporary file left behind
+
+
+def test_disk_full_during_a_run_keeps_metrics_frames_and_checkpoint_of_the_last_epoch(tmp_path, mnist_dir,
+                                                                                   monkeypatch):
+  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=3,
+                       batch_size=16, eval_k=2)
+  loop.train(config, log=QUIET)
+  before = snapshot(tmp_path)
+  calls = []
+
+  def disk_full(fd):  # flags.json still fits; the disk fills up during epoch 2
+    calls.append(fd)
+    if len(calls) > 1:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(fileio.os, 'fsync', disk_full)
+  with pytest.raises(OutputError, match='No space left on device'):
+    loop.train(loop.Config(**{**config.__dict__, 'epochs': 2}), log=QUIET)
+  after = snapshot(tmp_path)
+  for name in ('metrics.csv', 'spread.gif', 'canvas.gif', os.path.join('figs', 'canvas', 'epoch_0001.png')):
+    assert after[name] == before[name]
+  assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-3')
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mnist_dir, monkeypatch):
+  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=3,
+                       batch_size=16, eval_k=2, do_viz=False)
+  loop.train(config, log=QUIET)
+
+  def disk_full(self, *args, **kwargs):
+    raise tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
+
+  monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full)
+  with pytest.raises(OutputError, match=r'cannot write a checkpoint into .*No space left on device; the previous '
+                                        r'checkpoint is kept'):
+    loop.train(loop.Config(**{**config.__dict__, 'epochs': 2}), log=QUIET)
+  assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-3')
