@@ -85,3 +85,17 @@ def test_training_noise_is_a_pure_function_of_seed_and_step():
   np.testing.assert_array_equal(a, train.train_noise(3, 7, 4, 2).numpy())
   assert not np.array_equal(a, train.train_noise(3, 8, 4, 2).numpy())
   assert not np.array_equal(a, train.train_noise(4, 7, 4, 2).numpy())
+
+
+def test_compact_images_are_exact_or_refused():
+  grey = (np.arange(256, dtype=np.float32)[None, :].repeat(3, 0) * np.float32(1.0 / 255.0))
+  codes, scale = train.compact_images(grey)
+  assert codes.dtype == np.uint8
+  np.testing.assert_array_equal(codes.astype(np.float32) * scale, grey)
+  binary = np.array([[0.0, 1.0, 1.0]], np.float32)
+  codes, scale = train.compact_images(binary)
+  assert codes.dtype == np.uint8
+  np.testing.assert_array_equal(codes.astype(np.float32) * scale, binary)
+  other = np.array([[0.123456]], np.float32)
+  kept, scale = train.compact_images(other)
+  assert scale is None and kept.dtype == np.float32

@@ -74,7 +74,7 @@ def log_importance_weights(model, x, eps):
   return log_likelihood + log_prior_over_posterior
 
 
-def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=20000):
+def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   """L_k for every image: a numpy array [N] of log p(x) estimates in nats.
 
   Args:

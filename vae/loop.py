@@ -19,6 +19,7 @@ At the end: the gifs, a loss-curve plot, the trained encoder and decoder exporte
 importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -44,6 +45,21 @@ RESUME_KEYS = ('latent_dim', 'batch_size', 'encoder_architecture', 'decoder_arch
                'learning_rate', 'seed', 'binarize', 'do_viz')
 NUM_SAMPLES = 100          # the samples frame: 10x10 decoded prior draws (latent_dim > 2)
 NUM_RECONSTRUCTIONS = 50   # the reconstructions frame: 50 test digits and their reconstructions
+
+
+class PhaseTimer:
+  """Adds up the wall time spent in each named phase of a run (written to timings.json; read by bench/)."""
+
+  def __init__(self):
+    self.seconds = {}
+
+  @contextlib.contextmanager
+  def __call__(self, phase):
+    started = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
 class Interrupted(VAEError):
@@ -77,6 +93,7 @@ class RunPaths:
     self.metrics = os.path.join(output_dir, 'metrics.csv')
     self.loss_curve = os.path.join(output_dir, 'loss_curve.png')
     self.evaluation = os.path.join(output_dir, 'evaluation.json')
+    self.timings = os.path.join(output_dir, 'timings.json')
     self.checkpoints = os.path.join(output_dir, 'checkpoints')
     self.tensorboard = os.path.join(output_dir, 'tensorboard')
     self.export = os.path.join(output_dir, 'export')
@@ -121,7 +138,7 @@ class Trainer:
     self.model = build_model(config)
     self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
     self.step_fn = train_lib.make_train_step(
-        self.model, self.optimizer, tf.constant(train_images), batch_size=config.batch_size, seed=config.seed,
+        self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
         jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
         dynamic_binarization=config.binarize == 'dynamic')
     self.batches = iter(data.train_batches(len(train_images), config.batch_size, config.seed))
@@ -129,6 +146,7 @@ class Trainer:
     self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
                                           optimizer=self.optimizer, step=self.step, batches=self.batches)
     self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
+    self.first_step_time = None  # wall-clock time of the first training step, for start-up measurements
 
   def restore(self):
     """Restores the latest checkpoint, if any; returns the number of completed epochs."""
@@ -142,11 +160,13 @@ class Trainer:
                      f'over') from None
     return int(self.step.numpy()) // self.config.updates_per_epoch
 
-  def run_epoch(self, label):
+  def run_epoch(self, label, stream=None):
     """`updates_per_epoch` steps; returns the mean training loss. Raises VAEError on a non-finite loss."""
     updates = self.config.updates_per_epoch
-    bar = ProgressBar(label, updates)
+    bar = ProgressBar(label, updates, stream=stream)
     pending = []
+    if self.first_step_time is None:
+      self.first_step_time = time.time()
     for i in range(updates):
       pending.append(self.step_fn(next(self.batches), self.step.read_value()))
       self.step.assign_add(1)
@@ -183,11 +203,16 @@ def train(config, flag_values=None, log=print):
   log(f'MNIST from {config.data_dir}: {len(mnist.train_images):,} training and {len(mnist.test_images):,} '
       f'test images, binarize={config.binarize}')
   ensure_writable_dir(config.output_dir)
+  # Handed over in a one-item list so that this frame holds no reference: the float training images can then
+  # be freed once the training step holds its compact copy.
+  handover = [mnist]
+  del mnist
   with RunLock(config.output_dir):
-    return _train_locked(config, paths, mnist, flag_values or dataclasses.asdict(config), log)
+    return _train_locked(config, paths, handover, flag_values or dataclasses.asdict(config), log)
 
 
-def _train_locked(config, paths, mnist, flag_values, log):
+def _train_locked(config, paths, handover, flag_values, log):
+  mnist = handover.pop()
   if config.fresh:
     clear_run(paths)
   elif tf.train.latest_checkpoint(paths.checkpoints):
@@ -198,6 +223,8 @@ def _train_locked(config, paths, mnist, flag_values, log):
 
   train_images, test_images = prepare_images(mnist, config.binarize, config.seed)
   trainer = Trainer(config, train_images, paths.checkpoints)
+  del train_images
+  mnist = mnist._replace(train_images=None)
   model = trainer.model
   done = trainer.restore()
   if done:
@@ -215,29 +242,35 @@ def _train_locked(config, paths, mnist, flag_values, log):
     decode = tf.function(lambda z: model.decode(z), reduce_retracing=True)
   summaries = tf.summary.create_file_writer(paths.tensorboard)
 
+  timer = PhaseTimer()
   last = rows[-1] if rows else None
   try:
     for epoch in range(done + 1, config.epochs + 1):
       started = time.perf_counter()
-      train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
-      test = evaluate_fn(test_images, eval_eps)
+      with timer('training steps'):
+        train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
+      with timer('test evaluation'):
+        test = evaluate_fn(test_images, eval_eps)
       last = {'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
               'test_distortion': float(test['distortion'].mean()), 'seconds': time.perf_counter() - started}
       log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
           f'distortion {last["test_distortion"]:.2f}  ({last["seconds"]:.1f} s)')
       rows.append(last)
-      write_metrics(paths.metrics, rows)
       grids = {}
       if frames:
-        grids = render_grids(config, decode, fixed_grids)
-        frames.write(epoch, test['mean'][:num_spread], grids)
-      with summaries.as_default(step=last['step']):
-        for key in METRICS_HEADER[2:6]:
-          tf.summary.scalar(key, last[key])
-        for kind, image in grids.items():
-          tf.summary.image(kind, image[None, :, :, None])
-      trainer.save()
+        with timer('frame rendering'):
+          grids = render_grids(config, decode, fixed_grids)
+          frames.write(epoch, test['mean'][:num_spread], grids)
+      with timer('metrics and summaries'):
+        write_metrics(paths.metrics, rows)
+        with summaries.as_default(step=last['step']):
+          for key in METRICS_HEADER[2:6]:
+            tf.summary.scalar(key, last[key])
+          for kind, image in grids.items():
+            tf.summary.image(kind, image[None, :, :, None])
+      with timer('checkpointing'):
+        trainer.save()
   except KeyboardInterrupt:
     completed = int(trainer.step.numpy()) // config.updates_per_epoch
     raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
@@ -248,17 +281,22 @@ def _train_locked(config, paths, mnist, flag_values, log):
     summaries.flush()
 
   if frames:
-    written = frames.write_gifs(config.epochs)
+    with timer('gif writing'):
+      written = frames.write_gifs(config.epochs)
     log('wrote ' + ', '.join(written))
-  if rows:
-    viz.save_png(paths.loss_curve, viz.plot_metrics(rows))
-  export_model(model, paths.export)
+  with timer('loss curve and export'):
+    if rows:
+      viz.save_png(paths.loss_curve, viz.plot_metrics(rows))
+    export_model(model, paths.export)
   log(f'exported the encoder and decoder to {paths.export}/')
-  final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
+  with timer('final log-likelihood estimate'):
+    final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
   with summaries.as_default(step=int(trainer.step.numpy())):
     tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
   summaries.close()
   write_text_atomic(paths.evaluation, json.dumps(final, indent=2) + '\n')
+  write_text_atomic(paths.timings, json.dumps({'seconds': timer.seconds, 'first_step_unix_time':
+                                               trainer.first_step_time}, indent=2) + '\n')
   return last
 
 
@@ -370,7 +408,7 @@ def clear_run(paths):
   """--fresh: removes a previous run's checkpoints, metrics, summaries and frames from the output directory."""
   for directory in (paths.checkpoints, paths.tensorboard, paths.figs, paths.export):
     shutil.rmtree(directory, ignore_errors=True)
-  for path in (paths.metrics, paths.evaluation, paths.loss_curve):
+  for path in (paths.metrics, paths.evaluation, paths.loss_curve, paths.timings):
     if os.path.exists(path):
       os.remove(path)
 

@@ -35,6 +35,26 @@ def binarized(images, seed, tag=0):
   return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
+def compact_images(images):
+  """Float images [N, 784] -> (uint8 codes, scale) with codes * scale == images exactly, if such codes exist.
+
+  MNIST pixels are k/255 (or 0/1 once binarised), so the training set fits in a quarter of the memory as uint8
+  and is turned back into the very same float32 values inside the step, after the gather, for one batch at a
+  time. Anything else stays float32 (scale None).
+  """
+  images = np.asarray(images, dtype=np.float32)
+  for scale in (np.float32(1.0 / 255.0), np.float32(1.0)):
+    codes = np.empty(images.shape, np.uint8)
+    for start in range(0, len(images), 4096):  # in chunks, to keep the float temporaries small
+      chunk = images[start:start + 4096]
+      codes[start:start + 4096] = np.clip(np.round(chunk / scale), 0, 255)
+      if not np.array_equal(codes[start:start + 4096].astype(np.float32) * scale, chunk):
+        break
+    else:
+      return codes, scale
+  return images, None
+
+
 def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
                     dynamic_binarization=False):
   """Returns `step_fn(indices, step) -> loss`, one compiled Adam step on -ELBO.
@@ -42,7 +62,8 @@ def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_com
   Args:
     model: a `vae.model.VAE`.
     optimizer: a Keras optimizer (its variables are created here, before tracing).
-    train_images: float32 [N, 784] tensor holding the whole training set in memory.
+    train_images: float32 [N, 784] array holding the whole training set; it is kept in memory as a tensor
+      (as uint8 codes where that is exact, see `compact_images`).
     batch_size: B.
     seed: the run's integer seed.
     jit_compile: compile the step with XLA.
@@ -54,10 +75,14 @@ def make_train_step(model, optimizer, train_images, *, batch_size, seed, jit_com
   variables = model.trainable_variables
   optimizer.build(variables)
   latent_dim = model.latent_dim
+  codes, scale = compact_images(train_images)
+  stored = tf.constant(codes)
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
   def step_fn(indices, step):
-    x = tf.gather(train_images, indices)                         # [B, 784]
+    x = tf.gather(stored, indices)                               # [B, 784]
+    if scale is not None:
+      x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
     if dynamic_binarization:
       seed_pair = tf.stack([tf.cast(seed, tf.int64) * 4 + _DYNAMIC_BINARIZATION, tf.cast(step, tf.int64)])
       x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed_pair) < x, tf.float32)
