@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from vae import data, fileio, loop
+from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
 from conftest import REPO_ROOT, synthetic_digits, write_mnist
 
@@ -260,3 +261,17 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mnist
                                         r'checkpoint is kept'):
     loop.train(loop.Config(**{**config.__dict__, 'epochs': 2}), log=QUIET)
   assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-3')
+
+
+def test_the_lock_of_a_killed_run_does_not_stick(tmp_path):
+  holder = subprocess.Popen([sys.executable, '-c', (
+      f'import sys, time; sys.path.insert(0, {REPO_ROOT!r}); from vae.fileio import RunLock; '
+      f'lock = RunLock({str(tmp_path)!r}).__enter__(); print("locked", flush=True); time.sleep(60)')],
+      stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == 'locked'
+  with pytest.raises(OutputError, match='another run is using'):
+    RunLock(str(tmp_path)).__enter__()
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  with RunLock(str(tmp_path)):  # the operating system released it with the process
+    pass
