@@ -184,3 +184,10 @@ def test_train_batches_are_permutations_of_the_training_set():
   assert first_pass.tolist() != second_pass.tolist()         # reshuffled every pass
   again = iter(data.train_batches(num_examples=40, batch_size=10, seed=0))
   assert np.concatenate([next(again).numpy() for _ in range(4)]).tolist() == first_pass.tolist()
+
+
+def test_train_batches_can_start_at_any_step():
+  whole = iter(data.train_batches(num_examples=30, batch_size=7, seed=3))
+  sequence = [next(whole).numpy().tolist() for _ in range(12)]
+  resumed = iter(data.train_batches(num_examples=30, batch_size=7, seed=3, start_step=5))
+  assert [next(resumed).numpy().tolist() for _ in range(7)] == sequence[5:]

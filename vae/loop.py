@@ -8,12 +8,12 @@ Each epoch:
   3. one row of metrics.csv and the TensorBoard scalars;
   4. with do_viz: the spread frame (from the posterior means step 2 computed anyway) and the canvas frame (the
      fixed latent grid, decoded in one batch), or samples and reconstructions when latent_dim > 2;
-  5. a checkpoint: model, optimiser, step counter and the minibatch iterator's position.
+  5. a checkpoint: model, optimiser and step counter (the minibatch order is a function of seed and step).
 
 A checkpoint is written only after an epoch is complete and its loss was finite, and the checkpoint files are
 written before the index that names them, so a run killed at any point restarts from the last complete epoch.
 Starting the same command again resumes there; the result equals an uninterrupted run, because every random
-number is a function of (seed, step) and the iterator's state is in the checkpoint.
+number and the minibatch order are functions of (seed, step).
 
 At the end: the gifs, a loss-curve plot, the trained encoder and decoder exported as .keras files, and the
 importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json.
@@ -141,10 +141,12 @@ class Trainer:
         self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
         jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
         dynamic_binarization=config.binarize == 'dynamic')
-    self.batches = iter(data.train_batches(len(train_images), config.batch_size, config.seed))
+    self.num_examples = len(train_images)
+    self.batches = iter(data.train_batches(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    # The minibatch order is a function of (seed, step), so the step counter is all the data state there is.
     self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
-                                          optimizer=self.optimizer, step=self.step, batches=self.batches)
+                                          optimizer=self.optimizer, step=self.step)
     self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
     self.first_step_time = None  # wall-clock time of the first training step, for start-up measurements
 
@@ -158,7 +160,10 @@ class Trainer:
     except (tf.errors.OpError, AssertionError, ValueError) as e:
       raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]}); pass --fresh to start '
                      f'over') from None
-    return int(self.step.numpy()) // self.config.updates_per_epoch
+    step = int(self.step.numpy())
+    self.batches = iter(data.train_batches(self.num_examples, self.config.batch_size, self.config.seed,
+                                           start_step=step))
+    return step // self.config.updates_per_epoch
 
   def run_epoch(self, label, stream=None):
     """`updates_per_epoch` steps; returns the mean training loss. Raises VAEError on a non-finite loss."""
@@ -330,7 +335,7 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   model = build_model(config)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
   latest = tf.train.latest_checkpoint(paths.checkpoints)
-  try:  # Only the networks and the step are needed; the optimiser and data iterator state are left alone.
+  try:  # Only the networks and the step are needed; the optimiser state is left alone.
     tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder, step=step).restore(latest).expect_partial()
   except (tf.errors.OpError, ValueError) as e:
     raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]})') from None
