@@ -78,8 +78,6 @@ def validate_flags():
     return f'--seed must be >= 0, got {FLAGS.seed}'
   if FLAGS.eval_only and FLAGS.fresh:
     return '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'
-  if os.path.isfile(FLAGS.data_dir):
-    return f'--data_dir {FLAGS.data_dir} is a file; point it at a directory holding (or to hold) the MNIST files'
   return None
 
 
@@ -102,16 +100,6 @@ def main(argv):
   from vae.errors import VAEError
   from vae.loop import Config, Interrupted, evaluate_saved_run, train
 
-  if FLAGS.eval_only:
-    try:
-      evaluate_saved_run(FLAGS.output_dir, FLAGS.eval_k,
-                         data_dir=FLAGS.data_dir if FLAGS['data_dir'].present else None)
-    except VAEError as e:
-      return fail(str(e))
-    except KeyboardInterrupt:
-      return fail('interrupted', status=130)
-    return 0
-
   for which, registry in (('encoder', networks.ENCODERS), ('decoder', networks.DECODERS)):
     name = FLAGS[f'{which}_architecture'].value
     if name not in registry:
@@ -124,12 +112,16 @@ def main(argv):
       do_viz=FLAGS.do_viz, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed, output_dir=FLAGS.output_dir,
       eval_k=FLAGS.eval_k, binarize=FLAGS.binarize, fresh=FLAGS.fresh)
   try:
-    train(config, flag_values=run_flags())
+    if FLAGS.eval_only:
+      evaluate_saved_run(FLAGS.output_dir, FLAGS.eval_k,
+                         data_dir=FLAGS.data_dir if FLAGS['data_dir'].present else None)
+    else:
+      train(config, flag_values=run_flags())
   except Interrupted as e:
     return fail(str(e), status=130)
   except VAEError as e:
     return fail(str(e))
-  except KeyboardInterrupt:  # before the loop started: nothing to keep
+  except KeyboardInterrupt:  # outside the epoch loop: nothing to keep
     return fail('interrupted', status=130)
   return 0
 

@@ -45,9 +45,11 @@ def snapshot(directory):
     ('--batch_size=1.5', "flag --batch_size=1.5: invalid literal for int() with base 10: '1.5'"),
     ('--learning_rate=-0.1', '--learning_rate must be a positive finite number, got -0.1'),
     ('--binarize=sometimes', 'flag --binarize=sometimes: value should be one of <none|dynamic|static>'),
+    ('--seed=-1', '--seed must be >= 0, got -1'),
+    ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
 ])
 def test_more_bad_flags(tmp_path, flag, message):
-  result = run_py(flag, f'--output_dir={tmp_path / "out"}')
+  result = run_py(*flag.split(), f'--output_dir={tmp_path / "out"}')
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[0].startswith(f'error: {message}')
   assert len(result.stderr.strip().splitlines()) == 1
