@@ -116,3 +116,34 @@ def test_epoch_frames_for_a_larger_latent_space(tmp_path):
   assert sorted(os.path.basename(p) for p in paths) == ['reconstructions.gif', 'samples.gif', 'spread.gif']
   assert sorted(os.listdir(tmp_path / 'figs')) == ['reconstructions', 'samples', 'spread']
   assert iio.imread(tmp_path / 'figs' / 'reconstructions' / 'epoch_0001.png').shape == (280, 280)
+
+
+def test_write_gif_from_a_generator_keeps_pixels_and_durations(tmp_path):
+  rng = np.random.default_rng(0)
+  frames = [np.repeat(rng.integers(0, 4, size=(20, 30, 1)) * 60, 3, axis=2).astype(np.uint8) for _ in range(5)]
+  handed_out = []
+
+  def lazily():
+    for frame in frames:
+      handed_out.append(len(handed_out))
+      yield frame
+
+  stream = lazily()
+  path = str(tmp_path / 'x.gif')
+  viz.write_gif(path, stream, [30, 40, 50, 60, 70])
+  assert handed_out == [0, 1, 2, 3, 4]
+  with Image.open(path) as gif:
+    assert gif.n_frames == 5
+    for i, frame in enumerate(frames):
+      gif.seek(i)
+      assert gif.info['duration'] == 30 + 10 * i
+      np.testing.assert_array_equal(np.asarray(gif.convert('RGB')), frame)  # 4 grey levels: no palette loss
+
+
+def test_write_gif_rejects_a_frame_count_that_does_not_match_the_durations(tmp_path):
+  frames = [np.zeros((8, 8), np.uint8)] * 3
+  with pytest.raises(ValueError, match='3 frames but 4 durations'):
+    viz.write_gif(str(tmp_path / 'a.gif'), iter(frames), [10] * 4)
+  with pytest.raises(ValueError, match='more frames than the 2 durations'):
+    viz.write_gif(str(tmp_path / 'b.gif'), iter(frames), [10] * 2)
+  assert os.listdir(tmp_path) == []

@@ -25,6 +25,7 @@ backend (no window), and the single spread figure is reused for every frame (cle
 costs a fraction of creating one) and closed at the end.
 """
 
+import io
 import os
 
 import imageio.v3 as iio
@@ -33,6 +34,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from vae.data import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
 from vae.fileio import ensure_writable_dir, write_bytes_atomic  # noqa: E402
@@ -131,18 +133,44 @@ def save_png(path, image):
 
 
 def write_gif(path, frames, durations_ms):
-  """Writes frames (a list of same-shape uint8 images) as a looping gif, atomically."""
-  if len(frames) != len(durations_ms):
-    raise ValueError(f'{len(frames)} frames but {len(durations_ms)} durations')
-  # Pillow wants a plain number, not a one-element list, for a single frame.
-  duration = int(durations_ms[0]) if len(frames) == 1 else [int(d) for d in durations_ms]
-  data = iio.imwrite('<bytes>', np.stack(frames), extension='.gif', duration=duration, loop=0)
-  write_bytes_atomic(path, data)
+  """Writes frames (an iterable of same-shape uint8 images) as a looping gif, atomically.
+
+  The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
+  pixel), so a generator that reads the frames from disk keeps a 100-frame gif's memory at a fraction of the
+  RGB frames' size.
+  """
+  durations = [int(d) for d in durations_ms]
+  frames = iter(frames)
+  first = next(frames, None)
+  if first is None:
+    raise ValueError('no frames')
+  counted = []  # how many frames Pillow actually drew, checked against the durations below
+
+  def pil_images(stream):
+    for frame in stream:
+      counted.append(None)
+      if len(counted) > len(durations):
+        raise ValueError(f'more frames than the {len(durations)} durations')
+      yield Image.fromarray(np.asarray(frame, dtype=np.uint8))
+
+  buffer = io.BytesIO()
+  head = Image.fromarray(np.asarray(first, dtype=np.uint8))
+  counted.append(None)
+  rest = pil_images(frames)
+  if len(durations) == 1:
+    # Pillow wants a plain number, not a one-element list, for a single frame.
+    head.save(buffer, format='GIF', duration=durations[0], loop=0)
+    rest = list(rest)
+  else:
+    head.save(buffer, format='GIF', save_all=True, append_images=rest, duration=durations, loop=0)
+  if len(counted) != len(durations):
+    raise ValueError(f'{len(counted)} frames but {len(durations)} durations')
+  write_bytes_atomic(path, buffer.getvalue())
 
 
 def gif_from_frames(path, frame_dir, epochs, durations_ms):
-  """Assembles the PNG frames of epochs 1..`epochs` in `frame_dir` into a gif at `path`."""
-  frames = [iio.imread(frame_path(frame_dir, epoch)) for epoch in range(1, epochs + 1)]
+  """Assembles the PNG frames of epochs 1..`epochs` in `frame_dir` into a gif at `path`, one frame at a time."""
+  frames = (iio.imread(frame_path(frame_dir, epoch)) for epoch in range(1, epochs + 1))
   write_gif(path, frames, durations_ms)
 
 
