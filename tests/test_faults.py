@@ -175,13 +175,17 @@ def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_che
   loop.train(config, log=QUIET)
   checkpoints = str(tmp_path / 'checkpoints')
   good = snapshot(checkpoints)
-  real = loop.train_lib.make_train_step
+  real = loop.train_lib.make_train_steps
 
   def poisoned(*args, **kwargs):
-    step_fn = real(*args, **kwargs)
-    return lambda indices, step: step_fn(indices, step) * (np.nan if int(step) >= 6 else 1.0)
+    train_steps = real(*args, **kwargs)
 
-  monkeypatch.setattr(loop.train_lib, 'make_train_step', poisoned)
+    def from_step_6_on_nan(indices, first_step):
+      step_numbers = int(first_step) + np.arange(len(indices))
+      return train_steps(indices, first_step) * np.where(step_numbers >= 6, np.nan, 1.0).astype(np.float32)
+    return from_step_6_on_nan
+
+  monkeypatch.setattr(loop.train_lib, 'make_train_steps', poisoned)
   with pytest.raises(VAEError, match=r'the training loss became nan at epoch 2/3, step 7; the last checkpoint '
                                      r'\(before this epoch\) is kept'):
     loop.train(loop.Config(**{**config.__dict__, 'epochs': 3}), log=QUIET)

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from vae import data, evaluate, model as model_lib, networks, train
@@ -57,13 +58,15 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
   images, _ = synthetic_digits(256, seed=0)
   images = tf.constant(images.reshape(-1, 784).astype(np.float32) / 255.0)
   vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
-  step_fn = train.make_train_step(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
-                                  jit_compile=jit_compile)
+  train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
+                                       jit_compile=jit_compile)
   evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
   eps = evaluate.eval_noise(0, 256, 2)
   before = evaluate_fn(images.numpy(), eps)['elbo'].mean()
   batches = iter(data.train_batches(256, 32, seed=0))
-  losses = [float(step_fn(next(batches), tf.constant(i, tf.int64))) for i in range(steps)]
+  losses = []
+  for first in range(0, steps, 10):
+    losses.extend(train_steps(tf.stack([next(batches) for _ in range(10)]), first).numpy())
   after = evaluate_fn(images.numpy(), eps)['elbo'].mean()
   return before, after, losses
 
@@ -99,3 +102,25 @@ def test_compact_images_are_exact_or_refused():
   other = np.array([[0.123456]], np.float32)
   kept, scale = train.compact_images(other)
   assert scale is None and kept.dtype == np.float32
+
+
+@pytest.mark.parametrize('jit_compile', [True, False])
+def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compile):
+  images, _ = synthetic_digits(128, seed=1)
+  images = images.reshape(-1, 784).astype(np.float32) / 255.0
+  indices = tf.constant(np.random.default_rng(0).permutation(128)[:96].reshape(6, 16), tf.int32)  # 6 steps of 16
+
+  def trained(calls):
+    keras.utils.set_random_seed(0)
+    vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+    train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
+                                         jit_compile=jit_compile, dynamic_binarization=True)
+    losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
+    return losses, [v.numpy() for v in vae.trainable_variables]
+
+  together, together_weights = trained([(0, 6)])
+  one_by_one, one_by_one_weights = trained([(i, i + 1) for i in range(6)])
+  assert together.shape == (6,) and len(set(together.tolist())) == 6  # six different batches, six losses
+  np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
+  for a, b in zip(together_weights, one_by_one_weights):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -171,11 +171,11 @@ def _trained_tiny_model():
   images, _ = synthetic_digits(256, seed=0)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-  step_fn = train.make_train_step(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32, seed=0,
-                                  jit_compile=True)
+  train_steps = train.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32,
+                                       seed=0, jit_compile=True)
   batches = iter(data.train_batches(256, 32, seed=0))
-  for i in range(400):
-    step_fn(next(batches), tf.constant(i, tf.int64))
+  for first in range(0, 400, 20):
+    train_steps(tf.stack([next(batches) for _ in range(20)]), first)
   return vae, images[:64]
 
 
