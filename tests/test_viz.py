@@ -62,6 +62,32 @@ def test_spread_plot_renders_frames_that_depend_on_the_points():
   assert not np.array_equal(first, second)
 
 
+def test_a_reused_spread_plot_draws_what_a_fresh_one_would():
+  labels = np.arange(300) % 10
+  rng = np.random.default_rng(1)
+  points = [rng.normal(size=(300, 2)) * scale for scale in (0.5, 2.0, 1.0)]
+  reused = viz.SpreadPlot(labels, size_inches=3, dpi=60)
+  frames = [reused.render(p, epoch=e) for e, p in enumerate(points, start=1)]
+  reused.close()
+  fresh = viz.SpreadPlot(labels, size_inches=3, dpi=60)
+  last = fresh.render(points[2], epoch=3)
+  fresh.close()
+  np.testing.assert_array_equal(frames[2], last)  # nothing of the earlier frames is left behind
+
+
+def test_spread_plot_labels_each_digit_at_its_centroid():
+  labels = np.repeat(np.arange(3), 20)
+  plot = viz.SpreadPlot(labels, size_inches=3, dpi=60)
+  plot.render(np.zeros((60, 2)), epoch=1)
+  centres = np.array([[-3.0, 2.0], [0.5, -1.0], [4.0, 4.0]])
+  plot.render(centres[labels] + np.random.default_rng(0).normal(scale=0.1, size=(60, 2)), epoch=2)
+  for digit, centre in enumerate(centres):
+    where = plot.axes.transData.transform(centre)                    # the centroid, in pixels
+    box = plot.digit_labels[digit].get_window_extent()                # the drawn label, in pixels
+    assert box.x0 - 2 < where[0] < box.x1 + 2 and box.y0 - 2 < where[1] < box.y1 + 2, (digit, where, box)
+  plot.close()
+
+
 def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
   labels = np.arange(50) % 10
   frames = viz.EpochFrames(str(tmp_path), labels, latent_dim=2)
