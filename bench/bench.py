@@ -4,8 +4,8 @@
     python bench/bench.py --data_dir=../shared/data/mnist --skip_full_run
 
 1. Throughput, in images per second at steady state (after a warm-up that absorbs compilation), of
-   * ours: the project's own training epoch (`vae.loop.Trainer.run_epoch`: the compiled step, on-graph batch
-     gather, the progress bar's loss read-backs), exactly as `run.py` uses it, and
+   * ours: the project's own training epoch (`vae.loop.Trainer.run_epoch`: ten compiled steps per call, the
+     on-graph batch gather, the progress bar's loss read-backs), exactly as `run.py` uses it, and
    * the reference: `bench/reference.py`, the plain GradientTape-in-tf.function loop,
    for fc/fc and conv/conv, measured in alternating rounds in one process so that both see the same machine
    state; the median of the rounds and the ratio ours / reference.
@@ -16,9 +16,9 @@
 It prints a table and then one JSON line with every figure.
 """
 
+import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,8 @@ flags.DEFINE_integer('rounds', 3, 'Alternating measurement rounds per architectu
 flags.DEFINE_integer('fc_steps', 200, 'Steps per fc measurement.')
 flags.DEFINE_integer('conv_steps', 40, 'Steps per conv measurement.')
 flags.DEFINE_boolean('skip_full_run', False, 'Only measure throughput.')
+flags.DEFINE_string('run_dir', None, 'Where the full default run writes its outputs (metrics, gifs, ...); they '
+                    'are kept. Default: a temporary directory, deleted afterwards.')
 FLAGS = flags.FLAGS
 
 
@@ -97,17 +99,43 @@ def reference_startup(data_dir):
   return float(out.stdout.strip().splitlines()[-1]) - launched
 
 
-def full_run(data_dir):
-  with tempfile.TemporaryDirectory() as out:
+def run_measuring_peak_memory(command, log_path):
+  """Runs `command` (output into `log_path`); returns (exit code, its peak resident memory in MB).
+
+  The peak is the child's own VmHWM, read from /proc while it runs. getrusage(RUSAGE_CHILDREN) would not do:
+  Linux carries the parent's high-water mark into a child across fork and exec, so it would report this
+  benchmark process's memory (about 1.7 GB after the throughput rounds) instead of the run's.
+  """
+  peak_kb = 0
+  with open(log_path, 'w') as log:
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    while child.poll() is None:
+      try:
+        with open(f'/proc/{child.pid}/status') as status:
+          for line in status:
+            if line.startswith('VmHWM:'):
+              peak_kb = max(peak_kb, int(line.split()[1]))
+      except OSError:  # exited between poll() and open()
+        pass
+      time.sleep(0.2)
+  return child.returncode, peak_kb / 1024.0
+
+
+def full_run(data_dir, run_dir=None):
+  with contextlib.ExitStack() as stack:
+    scratch = stack.enter_context(tempfile.TemporaryDirectory())
+    out = run_dir or os.path.join(scratch, 'run')
+    log_path = os.path.join(scratch, 'run.log')
     launched = time.time()
-    result = subprocess.run([sys.executable, os.path.join(REPO, 'run.py'), f'--data_dir={data_dir}',
-                             f'--output_dir={out}'], capture_output=True, text=True)
+    # --fresh: a --run_dir left by an earlier benchmark is started over, not resumed.
+    returncode, peak_mb = run_measuring_peak_memory(
+        [sys.executable, os.path.join(REPO, 'run.py'), f'--data_dir={data_dir}', f'--output_dir={out}', '--fresh'],
+        log_path)
     wall = time.time() - launched
-    if result.returncode != 0:
-      raise RuntimeError(f'the default run failed: {result.stderr.strip()[-500:]}')
+    if returncode != 0:
+      raise RuntimeError(f'the default run failed: {open(log_path).read().strip()[-500:]}')
     timings = json.load(open(os.path.join(out, 'timings.json')))
     evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
-  peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
   phases = dict(timings['seconds'])
   phases['start-up (process start to first step)'] = timings['first_step_unix_time'] - launched
   phases['other'] = wall - sum(phases.values())
@@ -128,7 +156,7 @@ def main(argv):
           f'{r["ratio"]:>8.2f}')
   if not FLAGS.skip_full_run:
     report['reference_startup_s'] = reference_startup(FLAGS.data_dir)
-    report['full_run'] = run = full_run(FLAGS.data_dir)
+    report['full_run'] = run = full_run(FLAGS.data_dir, FLAGS.run_dir)
     train_s = run['phases_s']['training steps']
     print(f'\nFull default run (fc/fc, 100 epochs x 100 updates, viz on): {run["wall_s"]:.1f} s wall, '
           f'{run["wall_s"] / train_s:.2f}x its training steps, peak RSS {run["peak_rss_mb"]:.0f} MB')

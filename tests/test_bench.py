@@ -19,3 +19,32 @@ def test_bench_runs_and_prints_ratios(mnist_dir):
     assert figures['ours_images_per_s'] > 0 and figures['reference_images_per_s'] > 0
     assert abs(figures['ratio'] - figures['ours_images_per_s'] / figures['reference_images_per_s']) < 1e-9
   assert 'Training throughput' in result.stdout
+
+
+def test_the_step_profile_runs_and_counts_the_real_networks_flops(mnist_dir):
+  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'bench', 'profile_step.py'),
+                           f'--data_dir={mnist_dir}', '--rounds=1', '--calls=1'],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for line in ('matmuls alone', 'Adam update alone', 'full step', 'machine matmul rate'):
+    assert line in result.stdout
+  # 8.13 MFLOP per image (the issue's "about 8.1") x 128, counted from the layers of the network it built.
+  assert "the step's matmuls: 1.04 GFLOP" in result.stdout
+
+
+def test_the_peak_memory_is_the_childs_own_not_the_benchmarks(tmp_path):
+  # In a fresh process that first makes itself big: the benchmark's own memory must not leak into the figure.
+  code = f"""
+import sys
+sys.path.insert(0, {os.path.join(REPO_ROOT, 'bench')!r})
+import bench
+ballast = bytearray(600 * 2 ** 20)
+ballast[::4096] = b'x' * len(ballast[::4096])
+child = 'import time; b = bytearray(150 * 2 ** 20); b[::4096] = bytes(len(b[::4096])); time.sleep(1)'
+print(bench.run_measuring_peak_memory([sys.executable, '-c', child], {str(tmp_path / 'log')!r}))
+"""
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  returncode, peak_mb = eval(result.stdout.strip().splitlines()[-1])
+  assert returncode == 0
+  assert 150 < peak_mb < 400, peak_mb

@@ -1,0 +1,173 @@
+"""Where one fc training step's time goes, measured piece by piece (batch 128, XLA, steps looped on-graph).
+
+    python bench/profile_step.py --data_dir=../shared/data/mnist
+
+Each line is milliseconds per training step, the median of 5 rounds of 10 calls (of 10 steps, mostly):
+
+* input: the batch gather, uint8 -> float and the posterior noise, nothing else;
+* forward: input + the forward pass and the loss;
+* forward + backward: also every gradient (each one consumed, so that none is pruned away);
+* full step: also the Adam update; this is the training step `run.py` uses;
+* Adam update alone: `apply_gradients` of fixed gradients to the 1.49M parameters;
+* matmuls alone: the step's 23 matrix products at their real shapes (8 forward, 8 weight gradients, 7 input
+  gradients; the first layer needs no input gradient), one call per step, in XLA;
+* per-call cost: ours through `Trainer.run_epoch` (Python loop, tf.data indices, loss read-back) minus the
+  full step, per step.
+
+Also the machine's matmul rate (a 1024^3 product, GFLOP/s), and the step's arithmetic: 8.13 MFLOP per image in
+matrix products, so the rate the matmuls alone would allow. The difference between "full step" and "matmuls
+alone" is the element-wise work (bias, ReLU, softplus, their gradients, bias-gradient reductions) and the
+optimizer; see the README's Performance section for the figures on the development machine.
+"""
+
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0] = REPO  # as in bench.py: the repository root, not bench/, comes first
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string('data_dir', '../shared/data/mnist', 'MNIST IDX files.')
+flags.DEFINE_integer('rounds', 5, 'Measurement rounds (the median is printed).')
+flags.DEFINE_integer('calls', 10, 'Calls per round.')
+FLAGS = flags.FLAGS
+
+STEPS_PER_CALL = 10
+BATCH = 128
+
+
+def fc_layer_shapes():
+  """(inputs, outputs) of the fc encoder's and decoder's dense layers, latent_dim 2, in order."""
+  return [(784, 500), (500, 500), (500, 200), (200, 4), (2, 200), (200, 500), (500, 500), (500, 784)]
+
+
+def matmul_flops_per_image():
+  forward = sum(i * o for i, o in fc_layer_shapes())
+  input_gradients = forward - 784 * 500          # no gradient flows into the pixels
+  return 2 * (2 * forward + input_gradients)     # forward + weight gradients + input gradients
+
+
+def median_ms_per_step(fn, steps_per_call, rounds):
+  fn()
+  fn()  # compile, warm caches
+  times = []
+  for _ in range(rounds):
+    started = time.perf_counter()
+    for _ in range(FLAGS.calls):
+      out = fn()
+    _ = [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
+    times.append((time.perf_counter() - started) / (FLAGS.calls * steps_per_call) * 1000.0)
+  return statistics.median(times)
+
+
+def main(argv):
+  del argv
+  import keras
+  import numpy as np
+  import tensorflow as tf
+  from vae import data, loop, train as train_lib
+
+  tf.config.experimental.enable_op_determinism()  # as in run.py
+  mnist = data.load_mnist(FLAGS.data_dir)
+  config = loop.Config(updates_per_epoch=2 * STEPS_PER_CALL)
+  model = loop.build_model(config)
+  kernels = [tuple(w.shape) for w in model.trainable_variables if len(w.shape) == 2]
+  if kernels != fc_layer_shapes():
+    raise SystemExit(f'the fc network changed ({kernels}); update fc_layer_shapes()')
+  optimizer = keras.optimizers.Adam(config.learning_rate)
+  variables = model.trainable_variables
+  optimizer.build(variables)
+  codes, scale = train_lib.compact_images(mnist.train_images)
+  stored = tf.constant(codes)
+  batches = iter(data.train_batches(len(codes), BATCH, seed=0))
+  indices = tf.stack([next(batches) for _ in range(STEPS_PER_CALL)])
+
+  def make(upto):
+    def one_step(batch_indices, step):
+      x = tf.cast(tf.gather(stored, batch_indices), tf.float32) * scale
+      eps = train_lib.train_noise(0, step, BATCH, 2)
+      if upto == 'input':
+        return tf.reduce_sum(x) + tf.reduce_sum(eps)
+      with tf.GradientTape() as tape:
+        terms = model.terms(x, eps, training=True)
+        loss = tf.reduce_mean(terms['rate'] + terms['distortion'])
+      if upto == 'forward':
+        return loss
+      grads = tape.gradient(loss, variables)
+      if upto == 'backward':
+        return loss + tf.add_n([tf.reduce_sum(g) for g in grads])
+      optimizer.apply_gradients(zip(grads, variables))
+      return loss
+
+    @tf.function(jit_compile=True)
+    def steps(first_step):
+      losses = tf.TensorArray(tf.float32, size=STEPS_PER_CALL)
+      for s in tf.range(STEPS_PER_CALL):
+        losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))
+      return losses.stack()
+    return lambda: steps(tf.constant(0, tf.int64))
+
+  fixed_grads = [tf.random.normal(v.shape, stddev=1e-3, seed=1) for v in variables]
+
+  @tf.function(jit_compile=True)
+  def adam_alone():
+    for _ in range(STEPS_PER_CALL):
+      optimizer.apply_gradients(zip(fixed_grads, variables))
+    return optimizer.iterations
+
+  rng = np.random.default_rng(0)
+  shapes = fc_layer_shapes()
+  acts = [tf.constant(rng.random((BATCH, i), np.float32)) for i, _ in shapes]     # layer inputs
+  deltas = [tf.constant(rng.random((BATCH, o), np.float32)) for _, o in shapes]   # output gradients
+  weights = [tf.constant(rng.random((i, o), np.float32)) for i, o in shapes]
+
+  @tf.function(jit_compile=True)
+  def matmuls_alone():
+    out = []
+    for k, (a, d, w) in enumerate(zip(acts, deltas, weights)):
+      out.append(tf.matmul(a, w))                            # forward      [B, out]
+      out.append(tf.matmul(a, d, transpose_a=True))          # dW           [in, out]
+      if k > 0:
+        out.append(tf.matmul(d, w, transpose_b=True))        # dX           [B, in]
+    return out
+
+  big = tf.random.normal([1024, 1024], seed=2)
+  big_matmul = tf.function(lambda: tf.matmul(big, big), jit_compile=True)
+  big_matmul_ms = median_ms_per_step(big_matmul, 1, FLAGS.rounds)
+  machine_gflops = 2 * 1024 ** 3 / (big_matmul_ms / 1000.0) / 1e9
+
+  with tempfile.TemporaryDirectory() as scratch:
+    trainer = loop.Trainer(config, mnist.train_images, scratch)
+
+    def ours():
+      trainer.run_epoch('profile', stream=io.StringIO())  # reads every loss back itself
+      return []
+    ours_ms = median_ms_per_step(ours, config.updates_per_epoch, FLAGS.rounds)
+
+  rows = {
+      'input': median_ms_per_step(make('input'), STEPS_PER_CALL, FLAGS.rounds),
+      'forward': median_ms_per_step(make('forward'), STEPS_PER_CALL, FLAGS.rounds),
+      'forward + backward': median_ms_per_step(make('backward'), STEPS_PER_CALL, FLAGS.rounds),
+      'full step': median_ms_per_step(make('full'), STEPS_PER_CALL, FLAGS.rounds),
+      'Adam update alone': median_ms_per_step(adam_alone, STEPS_PER_CALL, FLAGS.rounds),
+      'matmuls alone': median_ms_per_step(matmuls_alone, 1, FLAGS.rounds),
+  }
+  rows['per-call cost (Trainer.run_epoch - full step)'] = ours_ms - rows['full step']
+  flops = matmul_flops_per_image() * BATCH
+  print(f'fc step, batch {BATCH}, ms per step (median of {FLAGS.rounds} rounds):')
+  for name, ms in rows.items():
+    print(f'  {name:<48}{ms:>7.2f}')
+  print(f'  {"ours through Trainer.run_epoch":<48}{ours_ms:>7.2f}   ({BATCH / ours_ms * 1000:,.0f} images/s)')
+  print(f'machine matmul rate (1024^3): {machine_gflops:.0f} GFLOP/s; the step\'s matmuls: '
+        f'{flops / 1e9:.2f} GFLOP = {flops / 1e6 / rows["matmuls alone"]:.0f} GFLOP/s at their real shapes; '
+        f'matmuls alone would allow {BATCH / rows["matmuls alone"] * 1000:,.0f} images/s')
+
+
+if __name__ == '__main__':
+  app.run(main)
