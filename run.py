@@ -29,8 +29,8 @@ from absl import logging
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # The flags of the original script, with its defaults.
-flags.DEFINE_integer('latent_dim', 2, 'Size of the latent code z. The spread and canvas frames (--do_viz) need '
-                     'latent_dim=2.')
+flags.DEFINE_integer('latent_dim', 2, 'Size of the latent code z. With 2, --do_viz draws the latent space '
+                     'itself (spread and canvas); with more, a PCA spread, prior samples and reconstructions.')
 flags.DEFINE_integer('batch_size', 128, 'Training minibatch size.')
 flags.DEFINE_string('encoder_architecture', 'fc', 'Encoder: "fc" or "conv" (any encoder pairs with any '
                     'decoder; see vae/networks.py to add one).')
@@ -41,8 +41,8 @@ flags.DEFINE_integer('updates_per_epoch', 100, 'Training steps per epoch; with -
                      'images an epoch sees.')
 flags.DEFINE_string('data_dir', '../mnist', 'Directory with the four MNIST IDX files (.gz or uncompressed); '
                     'missing files are downloaded into it.')
-flags.DEFINE_boolean('do_viz', True, 'Draw spread and canvas frames every epoch and gifs at the end. Only with '
-                     '--latent_dim=2; ignored (with a note) otherwise.')
+flags.DEFINE_boolean('do_viz', True, 'Draw frames every epoch and gifs at the end: spread and canvas with '
+                     '--latent_dim=2, else a PCA spread, samples and reconstructions.')
 # Added: the original hard-coded these.
 flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate.')
 flags.DEFINE_integer('seed', 0, 'Random seed: weights, minibatch order and all noise derive from it.')

@@ -110,16 +110,20 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   indices = tf.constant(np.random.default_rng(0).permutation(128)[:96].reshape(6, 16), tf.int32)  # 6 steps of 16
 
+  traced = []
+
   def trained(calls):
     keras.utils.set_random_seed(0)
     vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
     train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
                                          jit_compile=jit_compile, dynamic_binarization=True)
     losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
+    traced.append(train_steps.experimental_get_tracing_count())
     return losses, [v.numpy() for v in vae.trainable_variables]
 
   together, together_weights = trained([(0, 6)])
   one_by_one, one_by_one_weights = trained([(i, i + 1) for i in range(6)])
+  assert traced == [1, 1]  # plain Python step numbers do not retrace (nor recompile) the steps
   assert together.shape == (6,) and len(set(together.tolist())) == 6  # six different batches, six losses
   np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
   for a, b in zip(together_weights, one_by_one_weights):

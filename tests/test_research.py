@@ -58,6 +58,8 @@ def test_a_run_writes_every_research_output(reference_run):
   assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])
+  # The final test ELBO is the last epoch's, reused rather than computed again.
+  assert f"{evaluation['test_elbo']:.6g}" == metrics_without_time(out)[-1]['test_elbo']
   assert os.path.getsize(os.path.join(out, 'loss_curve.png')) > 1000
   assert any(n.startswith('events.out.tfevents') for n in os.listdir(os.path.join(out, 'tensorboard')))
   assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-12')
@@ -153,11 +155,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
   _, out = reference_run
+  trained = json.load(open(os.path.join(out, 'evaluation.json')))
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--output_dir={out}', '--eval_only',
                            '--eval_k=7'], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   assert 'log-likelihood (IWAE, k=7)' in result.stdout
-  assert json.load(open(os.path.join(out, 'evaluation.json')))['eval_k'] == 7
+  again = json.load(open(os.path.join(out, 'evaluation.json')))
+  assert again['eval_k'] == 7
+  # Restored from the checkpoint, the same model and noise give the test ELBO the training run reported.
+  np.testing.assert_allclose(again['test_elbo'], trained['test_elbo'], rtol=1e-6)
   empty = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--output_dir={tmp_path}',
                           '--eval_only'], capture_output=True, text=True, timeout=300)
   assert empty.returncode == 1

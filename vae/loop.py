@@ -246,6 +246,7 @@ def _train_locked(config, paths, handover, flag_values, log):
   evaluate_fn = evaluate.make_evaluator(model)
   eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
   frames = None
+  test = None  # the last epoch's test terms, reused by the final evaluation
   if config.do_viz:
     num_spread = min(viz.NUM_SPREAD_POINTS, len(test_images))
     frames = viz.EpochFrames(config.output_dir, mnist.test_labels[:num_spread], config.latent_dim)
@@ -301,7 +302,7 @@ def _train_locked(config, paths, handover, flag_values, log):
     export_model(model, paths.export)
   log(f'exported the encoder and decoder to {paths.export}/')
   with timer('final log-likelihood estimate'):
-    final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
+    final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elbo=test)
   with summaries.as_default(step=int(trainer.step.numpy())):
     tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
   summaries.close()
@@ -311,11 +312,15 @@ def _train_locked(config, paths, handover, flag_values, log):
   return last
 
 
-def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log):
-  """The test ELBO (fixed noise) and the k-sample importance-weighted log-likelihood estimate."""
+def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elbo=None):
+  """The test ELBO (fixed noise) and the k-sample importance-weighted log-likelihood estimate.
+
+  `elbo`: the evaluator's result for this very model, when the last epoch has just computed it.
+  """
   log(f'estimating log p(x) on {len(test_images):,} test images with k={config.eval_k} importance samples')
   started = time.perf_counter()
-  elbo = evaluate_fn(test_images, eval_eps)
+  if elbo is None:
+    elbo = evaluate_fn(test_images, eval_eps)
   log_likelihood = evaluate.iwae_log_likelihood(model, test_images, config.eval_k, config.seed)
   result = {'test_elbo': float(elbo['elbo'].mean()), 'test_rate': float(elbo['rate'].mean()),
             'test_distortion': float(elbo['distortion'].mean()),

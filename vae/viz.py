@@ -140,31 +140,30 @@ def write_gif(path, frames, durations_ms):
   RGB frames' size.
   """
   durations = [int(d) for d in durations_ms]
-  frames = iter(frames)
-  first = next(frames, None)
-  if first is None:
-    raise ValueError('no frames')
-  counted = []  # how many frames Pillow actually drew, checked against the durations below
+  count = 0
 
-  def pil_images(stream):
-    for frame in stream:
-      counted.append(None)
-      if len(counted) > len(durations):
+  def pil_images():
+    nonlocal count
+    for frame in frames:
+      count += 1
+      if count > len(durations):
         raise ValueError(f'more frames than the {len(durations)} durations')
       yield Image.fromarray(np.asarray(frame, dtype=np.uint8))
 
+  images = pil_images()
+  head = next(images, None)
+  if head is None:
+    raise ValueError('no frames')
   buffer = io.BytesIO()
-  head = Image.fromarray(np.asarray(first, dtype=np.uint8))
-  counted.append(None)
-  rest = pil_images(frames)
   if len(durations) == 1:
     # Pillow wants a plain number, not a one-element list, for a single frame.
     head.save(buffer, format='GIF', duration=durations[0], loop=0)
-    rest = list(rest)
+    for _ in images:  # only to count (and refuse) any further frames
+      pass
   else:
-    head.save(buffer, format='GIF', save_all=True, append_images=rest, duration=durations, loop=0)
-  if len(counted) != len(durations):
-    raise ValueError(f'{len(counted)} frames but {len(durations)} durations')
+    head.save(buffer, format='GIF', save_all=True, append_images=images, duration=durations, loop=0)
+  if count != len(durations):
+    raise ValueError(f'{count} frames but {len(durations)} durations')
   write_bytes_atomic(path, buffer.getvalue())
 
 
