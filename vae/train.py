@@ -1,38 +1,46 @@
-"""Training and evaluation steps for the VAE.
+"""Training: one Adam step on the negative ELBO, and the compiled wrapper that runs several of them per call.
 
-One training step draws a batch x [B, 784], one posterior noise sample eps ~ N(0, I) per image, and takes an
-Adam step on the batch mean of -ELBO(x) = rate + distortion (see model.py for the terms).
+Read `train_step` first: it is the whole of the VAE's training algorithm (Kingma & Welling [1], Algorithm 1).
+For a minibatch x [B, 784] and one posterior noise draw eps ~ N(0, I) per image,
 
-Randomness is *stateless*: the noise of step t is a pure function of (seed, t). A run is therefore reproducible
-from its seed, and a run resumed at step t draws exactly the noise an uninterrupted run would have drawn, with
-nothing but the step counter to save.
+    loss = 1/B sum_b [ rate(x_b) + distortion(x_b, z_b) ],   z_b = mu(x_b) + sigma(x_b) * eps_b
 
-Binarisation (`binarize`): 'none' trains on grey levels, as the original did; 'dynamic' replaces every pixel by
-a fresh Bernoulli(intensity) draw each time an image is used (Burda et al.), again a function of (seed, step);
-'static' trains on one fixed binarised copy, made before training (see `binarized`).
+is the minibatch estimate of -ELBO (see model.py); its gradient with respect to the encoder and decoder
+weights is an unbiased estimate of the gradient of the -ELBO, thanks to the reparameterisation, and Adam [2]
+takes one step along it.
+
+Everything after `train_step` is engineering around it, with the same maths:
+
+* Randomness is *stateless*: the noise of step t is a pure function of (seed, t) (see vae/streams.py), so a run
+  is reproducible from its seed, and a run resumed at step t draws exactly the noise an uninterrupted run would
+  have drawn, with nothing but the step counter to save.
+* `make_train_steps` compiles several steps into one call, gathering each batch from the in-memory training set
+  on-graph (as uint8 codes where that is exact) and, for `--binarize=dynamic`, resampling binary pixels.
+
+References:
+  [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
+  [2] D. P. Kingma, J. Ba. Adam: A Method for Stochastic Optimization. ICLR 2015. https://arxiv.org/abs/1412.6980
 """
 
 import numpy as np
 import tensorflow as tf
 
-BINARIZE_MODES = ('none', 'dynamic', 'static')
+from vae import streams
 
-# Tags that separate the random streams drawn from one --seed (see also vae/evaluate.py).
-_TRAIN_NOISE = 1
-_DYNAMIC_BINARIZATION = 5
-_STATIC_BINARIZATION = 6
+
+def train_step(model, optimizer, x, eps):
+  """One Adam step on the batch mean of -ELBO. x [B, 784] targets in [0, 1], eps [B, latent_dim]; returns the loss."""
+  with tf.GradientTape() as tape:
+    terms = model.terms(x, eps, training=True)                   # rate, distortion: [B] each
+    loss = tf.reduce_mean(terms['rate'] + terms['distortion'])   # = -mean ELBO, a scalar
+  grads = tape.gradient(loss, model.trainable_variables)
+  optimizer.apply_gradients(zip(grads, model.trainable_variables))
+  return loss
 
 
 def train_noise(seed, step, batch_size, latent_dim):
   """eps [B, latent_dim] for training step `step`: N(0, I), a pure function of (seed, step)."""
-  seed_pair = tf.stack([tf.cast(seed, tf.int64) * 4 + _TRAIN_NOISE, tf.cast(step, tf.int64)])
-  return tf.random.stateless_normal([batch_size, latent_dim], seed=seed_pair)
-
-
-def binarized(images, seed, tag=0):
-  """A fixed binarised copy of float images [N, 784]: pixel = 1 with probability equal to its intensity."""
-  rng = np.random.default_rng([seed, _STATIC_BINARIZATION, tag])
-  return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+  return tf.random.stateless_normal([batch_size, latent_dim], seed=streams.key(seed, streams.TRAIN_NOISE, step))
 
 
 def compact_images(images):
@@ -57,7 +65,7 @@ def compact_images(images):
 
 def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
                      dynamic_binarization=False):
-  """Returns `train_steps(indices, first_step) -> losses`: several Adam steps on -ELBO in one compiled call.
+  """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
 
   Args:
     model: a `vae.model.VAE`.
@@ -74,40 +82,38 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
   function of its number), runs the S steps one after the other and returns their losses, float32 [S].
 
   Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
-  the two dozen variables, returning), which for the fc model on a 2-core CPU is a noticeable share of a 25 ms
-  step. Looping on-graph pays it once per S steps; measured, 10 steps per call train the fc model about 15%
-  faster than one. The maths is untouched: step s sees exactly the batch, noise and parameters it would see if
-  called on its own.
+  the two dozen variables, returning the loss), which is a noticeable share of a small model's step. The S
+  steps are unrolled when the function is traced (once per distinct S), so the graph holds S copies of the step
+  in program order: step s sees exactly the batch, noise and parameters it would see if called on its own.
+  (An on-graph `tf.while_loop` would be the shorter graph, but without XLA TensorFlow runs the independent ops
+  of its body concurrently, and the convolution gradients then differ in their last bits from run to run, so
+  `--seed` would no longer repeat a run; see the README's "Reproducibility".)
   """
-  variables = model.trainable_variables
-  optimizer.build(variables)
+  optimizer.build(model.trainable_variables)
   latent_dim = model.latent_dim
   codes, scale = compact_images(train_images)
   stored = tf.constant(codes)
 
-  def one_step(indices, step):
+  def batch(indices, step):
     x = tf.gather(stored, indices)                               # [B, 784]
     if scale is not None:
       x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
     if dynamic_binarization:
-      seed_pair = tf.stack([tf.cast(seed, tf.int64) * 4 + _DYNAMIC_BINARIZATION, step])
-      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed_pair) < x, tf.float32)
-    eps = train_noise(seed, step, batch_size, latent_dim)        # [B, latent_dim]
-    with tf.GradientTape() as tape:
-      terms = model.terms(x, eps, training=True)
-      loss = tf.reduce_mean(terms['rate'] + terms['distortion'])  # = -mean ELBO
-    grads = tape.gradient(loss, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-    return loss
+      uniform = tf.random.stateless_uniform(tf.shape(x), seed=streams.key(seed, streams.DYNAMIC_BINARIZATION, step))
+      x = tf.cast(uniform < x, tf.float32)                       # [B, 784] binary
+    return x
 
-  # A fixed signature: plain Python numbers are converted rather than traced (and compiled) once per value.
-  @tf.function(jit_compile=jit_compile, input_signature=[tf.TensorSpec([None, batch_size], tf.int32),
-                                                         tf.TensorSpec([], tf.int64)])
+  @tf.function(jit_compile=jit_compile)
+  def compiled_steps(indices, first_step):
+    losses = []
+    for s in range(indices.shape[0]):                            # a Python loop: unrolled at trace time
+      step = first_step + s
+      eps = train_noise(seed, step, batch_size, latent_dim)      # [B, latent_dim]
+      losses.append(train_step(model, optimizer, batch(indices[s], step), eps))
+    return tf.stack(losses)                                      # [S]
+
   def train_steps(indices, first_step):
-    num_steps = tf.shape(indices)[0]
-    losses = tf.TensorArray(tf.float32, size=num_steps)
-    for s in tf.range(num_steps):                                 # an on-graph loop (autograph)
-      losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))
-    return losses.stack()                                         # [S]
+    # Tensors, not Python numbers: a new Python step number would otherwise trace (and compile) again.
+    return compiled_steps(tf.convert_to_tensor(indices, tf.int32), tf.convert_to_tensor(first_step, tf.int64))
 
   return train_steps
