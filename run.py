@@ -25,38 +25,39 @@ from absl import app
 from absl import flags
 from absl import logging
 
-# TensorFlow's C++ start-up chatter (CPU feature notes, oneDNN banners) would bury our own output.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from vae.config import Config
+
+DEFAULTS = Config()  # the defaults are written in vae/config.py, once
 
 # The flags of the original script, with its defaults.
-flags.DEFINE_integer('latent_dim', 2, 'Size of the latent code z. With 2, --do_viz draws the latent space '
+flags.DEFINE_integer('latent_dim', DEFAULTS.latent_dim, 'Size of the latent code z. With 2, --do_viz draws the latent space '
                      'itself (spread and canvas); with more, a PCA spread, prior samples and reconstructions.')
-flags.DEFINE_integer('batch_size', 128, 'Training minibatch size.')
-flags.DEFINE_string('encoder_architecture', 'fc', 'Encoder: "fc" or "conv" (any encoder pairs with any '
+flags.DEFINE_integer('batch_size', DEFAULTS.batch_size, 'Training minibatch size.')
+flags.DEFINE_string('encoder_architecture', DEFAULTS.encoder_architecture, 'Encoder: "fc" or "conv" (any encoder pairs with any '
                     'decoder; see vae/networks.py to add one).')
-flags.DEFINE_string('decoder_architecture', 'fc', 'Decoder: "fc" or "conv".')
-flags.DEFINE_integer('epochs', 100, 'Number of epochs. An epoch is --updates_per_epoch steps, not a full pass '
+flags.DEFINE_string('decoder_architecture', DEFAULTS.decoder_architecture, 'Decoder: "fc" or "conv".')
+flags.DEFINE_integer('epochs', DEFAULTS.epochs, 'Number of epochs. An epoch is --updates_per_epoch steps, not a full pass '
                      'over the data, as in the original.')
-flags.DEFINE_integer('updates_per_epoch', 100, 'Training steps per epoch; with --batch_size this sets how many '
+flags.DEFINE_integer('updates_per_epoch', DEFAULTS.updates_per_epoch, 'Training steps per epoch; with --batch_size this sets how many '
                      'images an epoch sees.')
-flags.DEFINE_string('data_dir', '../mnist', 'Directory with the four MNIST IDX files (.gz or uncompressed); '
+flags.DEFINE_string('data_dir', DEFAULTS.data_dir, 'Directory with the four MNIST IDX files (.gz or uncompressed); '
                     'missing files are downloaded into it.')
-flags.DEFINE_boolean('do_viz', True, 'Draw frames every epoch and gifs at the end: spread and canvas with '
+flags.DEFINE_boolean('do_viz', DEFAULTS.do_viz, 'Draw frames every epoch and gifs at the end: spread and canvas with '
                      '--latent_dim=2, else a PCA spread, samples and reconstructions.')
 # Added: the original hard-coded these.
-flags.DEFINE_float('learning_rate', 2e-4, 'Adam learning rate.')
-flags.DEFINE_integer('seed', 0, 'Random seed: weights, minibatch order and all noise derive from it.')
-flags.DEFINE_string('output_dir', '.', 'Where metrics, checkpoints, frames and gifs go. The default "." '
+flags.DEFINE_float('learning_rate', DEFAULTS.learning_rate, 'Adam learning rate.')
+flags.DEFINE_integer('seed', DEFAULTS.seed, 'Random seed: weights, minibatch order and all noise derive from it.')
+flags.DEFINE_string('output_dir', DEFAULTS.output_dir, 'Where metrics, checkpoints, frames and gifs go. The default "." '
                     'refreshes the top-level gifs when run from the repository root, as the original did. A run '
                     'finds its checkpoints here to resume (see --fresh, --eval_only).')
-flags.DEFINE_integer('eval_k', 100, 'Importance samples per test image for the log-likelihood estimate at the end '
-                     '(IWAE bound). Papers use 5000; the cost grows linearly with k (fc: about 0.3 s per unit of k '
-                     'on 2 cores), so the default is modest: re-estimate with --eval_only --eval_k=5000.')
-flags.DEFINE_enum('binarize', 'none', ['none', 'dynamic', 'static'],
+flags.DEFINE_integer('eval_k', DEFAULTS.eval_k, 'Importance samples per test image for the log-likelihood estimate at the end '
+                     '(IWAE bound). Papers use 5000; the cost grows linearly with k, so the default is modest: '
+                     're-estimate with --eval_only --eval_k=5000.')
+flags.DEFINE_enum('binarize', DEFAULTS.binarize, ['none', 'dynamic', 'static'],
                   'Pixel targets: "none" uses grey levels as Bernoulli targets (the original); "dynamic" resamples '
                   'binary pixels at every use; "static" uses one fixed binarised copy seeded by --seed. Published '
                   'MNIST log-likelihoods use binarised data.')
-flags.DEFINE_boolean('fresh', False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, '
+flags.DEFINE_boolean('fresh', DEFAULTS.fresh, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, '
                      'instead of resuming.')
 flags.DEFINE_boolean('eval_only', False, 'Do not train: restore the run in --output_dir (its own saved flags '
                      'define the model) and re-estimate its test ELBO and log-likelihood with --eval_k.')
@@ -95,10 +96,13 @@ def main(argv):
   if problem:
     return fail(problem)
 
-  # Imported only now, so that a mistyped flag is reported at once rather than after TensorFlow's start-up.
+  # Imported only now, so that a mistyped flag is reported at once rather than after TensorFlow's start-up,
+  # and through vae.quiet, so that TensorFlow's C++ start-up lines stay off the terminal.
+  from vae.quiet import import_tensorflow
+  import_tensorflow()
   from vae import networks
   from vae.errors import VAEError
-  from vae.loop import Config, Interrupted, evaluate_saved_run, train
+  from vae.loop import Interrupted, evaluate_saved_run, train
 
   for which, registry in (('encoder', networks.ENCODERS), ('decoder', networks.DECODERS)):
     name = FLAGS[f'{which}_architecture'].value

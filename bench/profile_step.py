@@ -70,11 +70,11 @@ def main(argv):
   import keras
   import numpy as np
   import tensorflow as tf
-  from vae import data, loop, train as train_lib
+  from vae import idx, inputs, loop, train as train_lib
   steps_per_call = loop.STEPS_PER_CALL
 
   tf.config.experimental.enable_op_determinism()  # as in run.py
-  mnist = data.load_mnist(FLAGS.data_dir)
+  mnist = idx.load_mnist(FLAGS.data_dir)
   config = loop.Config(updates_per_epoch=2 * steps_per_call)
   model = loop.build_model(config)
   kernels = [tuple(w.shape) for w in model.trainable_variables if len(w.shape) == 2]
@@ -85,7 +85,7 @@ def main(argv):
   optimizer.build(variables)
   codes, scale = train_lib.compact_images(mnist.train_images)
   stored = tf.constant(codes)
-  batches = iter(data.train_batches(len(codes), BATCH, seed=0))
+  batches = iter(inputs.train_batches(len(codes), BATCH, seed=0))
   indices = tf.stack([next(batches) for _ in range(steps_per_call)])
 
   def make(upto):

@@ -14,14 +14,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from vae import data  # noqa: E402
+from vae import idx, inputs  # noqa: E402
 
 
 def synthetic_digits(count, seed):
   """uint8 images [count, 28, 28] and labels [count]: class prototypes plus noise, in the MNIST value range."""
   rng = np.random.default_rng(seed)
-  prototypes = (np.random.default_rng(1234).random((data.NUM_CLASSES, 28, 28)) > 0.8).astype(np.float64)
-  labels = (np.arange(count) % data.NUM_CLASSES).astype(np.uint8)
+  prototypes = (np.random.default_rng(1234).random((inputs.NUM_CLASSES, 28, 28)) > 0.8).astype(np.float64)
+  labels = (np.arange(count) % inputs.NUM_CLASSES).astype(np.uint8)
   rng.shuffle(labels)
   images = prototypes[labels] * rng.uniform(0.6, 1.0, (count, 28, 28))
   images += rng.uniform(0.0, 0.15, (count, 28, 28))
@@ -33,11 +33,11 @@ def write_mnist(directory, num_train=256, num_test=64, gz=True, seed=0):
   os.makedirs(directory, exist_ok=True)
   train = synthetic_digits(num_train, seed)
   test = synthetic_digits(num_test, seed + 1)
-  arrays = dict(zip(data.FILE_NAMES, (train[0], train[1], test[0], test[1])))
+  arrays = dict(zip(idx.FILE_NAMES, (train[0], train[1], test[0], test[1])))
   paths = {}
   for name, array in arrays.items():
     path = os.path.join(directory, name + ('.gz' if gz else ''))
-    data.write_idx(path, array)
+    idx.write_idx(path, array)
     paths[name] = path
   return paths
 

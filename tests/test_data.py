@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from vae import data
+from vae import idx, inputs
 from vae.errors import DataError
 from conftest import synthetic_digits, write_mnist
 
@@ -15,14 +15,14 @@ from conftest import synthetic_digits, write_mnist
 @pytest.mark.parametrize('suffix', ['', '.gz'])
 def test_idx_round_trip(tmp_path, suffix):
   images, labels = synthetic_digits(12, seed=0)
-  data.write_idx(str(tmp_path / f'i{suffix}'), images)
-  data.write_idx(str(tmp_path / f'l{suffix}'), labels)
-  np.testing.assert_array_equal(data.read_idx(str(tmp_path / f'i{suffix}'), 'images'), images)
-  np.testing.assert_array_equal(data.read_idx(str(tmp_path / f'l{suffix}'), 'labels'), labels)
+  idx.write_idx(str(tmp_path / f'i{suffix}'), images)
+  idx.write_idx(str(tmp_path / f'l{suffix}'), labels)
+  np.testing.assert_array_equal(idx.read_idx(str(tmp_path / f'i{suffix}'), 'images'), images)
+  np.testing.assert_array_equal(idx.read_idx(str(tmp_path / f'l{suffix}'), 'labels'), labels)
 
 
 def test_load_mnist_scales_pixels_to_unit_interval(mnist_dir):
-  mnist = data.load_mnist(mnist_dir, mirrors=())
+  mnist = idx.load_mnist(mnist_dir, mirrors=())
   assert mnist.train_images.shape == (256, 784) and mnist.train_images.dtype == np.float32
   assert mnist.test_images.shape == (64, 784) and mnist.test_labels.shape == (64,)
   assert 0.0 <= mnist.train_images.min() and mnist.train_images.max() <= 1.0
@@ -32,12 +32,12 @@ def test_load_mnist_scales_pixels_to_unit_interval(mnist_dir):
 
 def test_uncompressed_files_are_used_too(tmp_path):
   write_mnist(str(tmp_path), gz=False)
-  assert data.load_mnist(str(tmp_path), mirrors=()).train_images.shape == (256, 784)
+  assert idx.load_mnist(str(tmp_path), mirrors=()).train_images.shape == (256, 784)
 
 
 def _images_file(tmp_path, suffix='', count=4, rows=28, cols=28):
   path = str(tmp_path / f'train-images-idx3-ubyte{suffix}')
-  data.write_idx(path, np.zeros((count, rows, cols), np.uint8))
+  idx.write_idx(path, np.zeros((count, rows, cols), np.uint8))
   return path
 
 
@@ -50,35 +50,35 @@ def test_empty_file(tmp_path):
   path = _images_file(tmp_path)
   _rewrite(path, b'')
   with pytest.raises(DataError, match=r'train-images-idx3-ubyte is too short to be an IDX file \(0 bytes\)'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_empty_gz_file(tmp_path):
   path = _images_file(tmp_path, '.gz')
   _rewrite(path, b'')
   with pytest.raises(DataError, match='is not a gzip file'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_gz_cut_in_half(tmp_path):
   images, _ = synthetic_digits(50, seed=0)
   path = str(tmp_path / 'x.gz')
-  data.write_idx(path, images)
+  idx.write_idx(path, images)
   content = open(path, 'rb').read()
   _rewrite(path, content[:len(content) // 2])
   with pytest.raises(DataError, match=r'x.gz is truncated or corrupted .*delete .* to download it again'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_gz_with_a_flipped_byte_fails_its_crc(tmp_path):
   images, _ = synthetic_digits(50, seed=0)
   path = str(tmp_path / 'x.gz')
-  data.write_idx(path, images)
+  idx.write_idx(path, images)
   content = bytearray(open(path, 'rb').read())
   content[len(content) // 2] ^= 0xFF
   _rewrite(path, bytes(content))
   with pytest.raises(DataError, match='x.gz is (truncated or )?corrupted'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_raw_file_cut_short(tmp_path):
@@ -86,50 +86,50 @@ def test_raw_file_cut_short(tmp_path):
   content = open(path, 'rb').read()
   _rewrite(path, content[:-100])
   with pytest.raises(DataError, match=r'is 3,052 bytes but its header says 4 images \(3,152 bytes\)'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_not_gzip_at_all(tmp_path):
   path = str(tmp_path / 'train-images-idx3-ubyte.gz')
   _rewrite(path, b'<html>404 Not Found</html>')
   with pytest.raises(DataError, match='train-images-idx3-ubyte.gz is not a gzip file'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 @pytest.mark.parametrize('suffix', ['', '.gz'])
 def test_labels_file_where_images_belong(tmp_path, suffix):
   path = str(tmp_path / f'labels{suffix}')
-  data.write_idx(path, np.zeros(5, np.uint8))
+  idx.write_idx(path, np.zeros(5, np.uint8))
   with pytest.raises(DataError, match=r'should be an IDX images file \(magic 0x00000803\) but is a labels file'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_unknown_magic(tmp_path):
   path = str(tmp_path / 'junk')
   _rewrite(path, struct.pack('>II', 0xDEADBEEF, 1) + b'\0' * 8)
   with pytest.raises(DataError, match='but is magic 0xdeadbeef'):
-    data.read_idx(path, 'labels')
+    idx.read_idx(path, 'labels')
 
 
 def test_images_that_are_not_28x28(tmp_path):
   path = _images_file(tmp_path, '.gz', rows=27)
   with pytest.raises(DataError, match='holds 27x28 images; MNIST images are 28x28'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_labels_outside_0_to_9(tmp_path):
   path = str(tmp_path / 'labels.gz')
-  data.write_idx(path, np.array([1, 2, 11, 3], np.uint8))
+  idx.write_idx(path, np.array([1, 2, 11, 3], np.uint8))
   with pytest.raises(DataError, match='holds label 11 at index 2; MNIST labels are 0..9'):
-    data.read_idx(path, 'labels')
+    idx.read_idx(path, 'labels')
 
 
 def test_image_and_label_counts_that_disagree(tmp_path):
   paths = write_mnist(str(tmp_path))
-  data.write_idx(paths['t10k-labels-idx1-ubyte'], np.zeros(63, np.uint8))
+  idx.write_idx(paths['t10k-labels-idx1-ubyte'], np.zeros(63, np.uint8))
   with pytest.raises(DataError, match='t10k-images-idx3-ubyte.gz holds 64 images but t10k-labels-idx1-ubyte.gz '
                                      'holds 63 labels'):
-    data.load_mnist(str(tmp_path), mirrors=())
+    idx.load_mnist(str(tmp_path), mirrors=())
 
 
 def test_trailing_bytes_beyond_the_header_count(tmp_path):
@@ -137,7 +137,7 @@ def test_trailing_bytes_beyond_the_header_count(tmp_path):
   content = gzip.decompress(open(path, 'rb').read())
   _rewrite(path, gzip.compress(content + b'\0' * 10))
   with pytest.raises(DataError, match='is corrupted: it holds more data than its header describes'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 def test_file_without_read_permission(tmp_path, monkeypatch):
@@ -149,19 +149,19 @@ def test_file_without_read_permission(tmp_path, monkeypatch):
       raise PermissionError(13, 'Permission denied')
     monkeypatch.setattr(data, 'open', refuse, raising=False)
   with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
 
 
 @pytest.mark.parametrize('suffix', ['', '.gz'])
 def test_a_header_claiming_billions_of_images_fails_fast_and_small(tmp_path, suffix):
   path = str(tmp_path / f'huge{suffix}')
-  header = struct.pack('>IIII', data.IMAGES_MAGIC, 3_000_000_000, 28, 28)
+  header = struct.pack('>IIII', idx.IMAGES_MAGIC, 3_000_000_000, 28, 28)
   content = header + bytes(784 * 10)
   _rewrite(path, gzip.compress(content) if suffix else content)
   tracemalloc.start()
   started = time.perf_counter()
   with pytest.raises(DataError, match='3,000,000,000 images'):
-    data.read_idx(path, 'images')
+    idx.read_idx(path, 'images')
   _, peak = tracemalloc.get_traced_memory()
   tracemalloc.stop()
   assert time.perf_counter() - started < 1.0
@@ -172,22 +172,22 @@ def test_data_dir_that_is_a_file(tmp_path):
   path = tmp_path / 'notadir'
   path.write_text('x')
   with pytest.raises(DataError, match=f'--data_dir {path} is a file'):
-    data.load_mnist(str(path), mirrors=())
+    idx.load_mnist(str(path), mirrors=())
 
 
 def test_train_batches_are_permutations_of_the_training_set():
-  batches = iter(data.train_batches(num_examples=40, batch_size=10, seed=0))
+  batches = iter(inputs.train_batches(num_examples=40, batch_size=10, seed=0))
   first_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(first_pass.tolist()) == list(range(40))     # without replacement, like next_batch
   second_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(second_pass.tolist()) == list(range(40))
   assert first_pass.tolist() != second_pass.tolist()         # reshuffled every pass
-  again = iter(data.train_batches(num_examples=40, batch_size=10, seed=0))
+  again = iter(inputs.train_batches(num_examples=40, batch_size=10, seed=0))
   assert np.concatenate([next(again).numpy() for _ in range(4)]).tolist() == first_pass.tolist()
 
 
 def test_train_batches_can_start_at_any_step():
-  whole = iter(data.train_batches(num_examples=30, batch_size=7, seed=3))
+  whole = iter(inputs.train_batches(num_examples=30, batch_size=7, seed=3))
   sequence = [next(whole).numpy().tolist() for _ in range(12)]
-  resumed = iter(data.train_batches(num_examples=30, batch_size=7, seed=3, start_step=5))
+  resumed = iter(inputs.train_batches(num_examples=30, batch_size=7, seed=3, start_step=5))
   assert [next(resumed).numpy().tolist() for _ in range(7)] == sequence[5:]

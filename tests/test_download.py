@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from vae import data
+from vae import idx, inputs
 from vae.errors import DownloadError
 from conftest import write_mnist
 
@@ -76,11 +76,11 @@ def leftovers(directory):
 def test_missing_files_are_downloaded_verified_and_loaded(tmp_path, mirror):
   base, checksums = mirror
   target = str(tmp_path / 'fresh' / 'mnist')  # does not exist yet
-  mnist = data.load_mnist(target, mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  mnist = idx.load_mnist(target, mirrors=[base + '/good/'], checksums=checksums, timeout=5)
   assert mnist.train_images.shape == (256, 784)
-  assert sorted(os.listdir(target)) == sorted(n + '.gz' for n in data.FILE_NAMES)
+  assert sorted(os.listdir(target)) == sorted(n + '.gz' for n in idx.FILE_NAMES)
   # Second time round nothing is fetched: a dead mirror list does not matter.
-  again = data.load_mnist(target, mirrors=[closed_port_url()], checksums=checksums, timeout=5)
+  again = idx.load_mnist(target, mirrors=[closed_port_url()], checksums=checksums, timeout=5)
   np.testing.assert_array_equal(again.test_labels, mnist.test_labels)
 
 
@@ -88,7 +88,7 @@ def test_only_missing_files_are_fetched(tmp_path, mirror):
   base, checksums = mirror
   write_mnist(str(tmp_path))
   os.remove(tmp_path / 't10k-labels-idx1-ubyte.gz')
-  paths = data.ensure_files(str(tmp_path), mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  paths = idx.ensure_files(str(tmp_path), mirrors=[base + '/good/'], checksums=checksums, timeout=5)
   assert paths['t10k-labels-idx1-ubyte'].endswith('t10k-labels-idx1-ubyte.gz')
   assert os.path.exists(tmp_path / 't10k-labels-idx1-ubyte.gz')
 
@@ -97,48 +97,59 @@ def test_only_missing_files_are_fetched(tmp_path, mirror):
 def test_a_failing_mirror_is_skipped_for_the_next(tmp_path, mirror, bad):
   base, checksums = mirror
   first = closed_port_url() if bad == 'dead' else f'{base}/{bad}/'
-  path = data.download('train-labels-idx1-ubyte.gz', str(tmp_path), mirrors=[first, base + '/good/'],
+  path = idx.download('train-labels-idx1-ubyte.gz', str(tmp_path), mirrors=[first, base + '/good/'],
                        sha256=checksums['train-labels-idx1-ubyte.gz'], timeout=5)
-  assert data.read_idx(path, 'labels').shape == (256,)
+  assert idx.read_idx(path, 'labels').shape == (256,)
   assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize('bad, reason', [
     ('notfound', r'HTTP 404'), ('broken', r'HTTP 500'), ('tampered', r'checksum mismatch, file discarded'),
-    ('cut', r'(connection closed after|connection failed)')])
+    ('cut', r'(connection closed early after|connection failed)')])
 def test_each_mirror_failure_is_named_and_no_file_is_kept(tmp_path, mirror, bad, reason):
   base, checksums = mirror
   target = tmp_path / 'mnist'
   target.mkdir()
   with pytest.raises(DownloadError, match=f'could not download train-images-idx3-ubyte.gz: '
                                           f'{base}/{bad}/train-images-idx3-ubyte.gz \\({reason}'):
-    data.download('train-images-idx3-ubyte.gz', str(target), mirrors=[f'{base}/{bad}/'],
+    idx.download('train-images-idx3-ubyte.gz', str(target), mirrors=[f'{base}/{bad}/'],
                   sha256=checksums['train-images-idx3-ubyte.gz'], timeout=5)
   assert os.listdir(target) == []
 
 
-def test_no_mirror_reachable_gives_one_line_with_files_mirrors_and_what_to_do(tmp_path):
+def test_no_mirror_reachable_gives_one_short_line_with_the_reason_once_and_what_to_do(tmp_path):
   dead = [closed_port_url(), closed_port_url()]
   target = tmp_path / 'mnist'
   with pytest.raises(DownloadError) as info:
-    data.load_mnist(str(target), mirrors=dead, timeout=5)
-  message = str(info.value)
-  assert '\n' not in message
-  for name in data.FILE_NAMES:
-    assert name + '.gz' in message
-  for url in dead:
-    assert url in message
-  assert 'unreachable' in message
-  assert f'into {target} by hand' in message
+    idx.load_mnist(str(target), mirrors=dead, timeout=5)
+  names = ', '.join(name + '.gz' for name in idx.FILE_NAMES)
+  assert str(info.value) == (f'MNIST could not be downloaded: no mirror could be reached (Connection refused). '
+                             f'Put {names} into {target}, or pass --data_dir=DIR pointing at them')
+  assert len(str(info.value)) - len(str(target)) <= 300
   assert not os.path.exists(target)  # no partial or temporary file, not even the directory it made
+
+
+def test_mirrors_that_fail_in_different_ways_each_give_their_reason_once(tmp_path, mirror):
+  base, checksums = mirror
+  target = tmp_path / 'mnist'
+  with pytest.raises(DownloadError) as info:
+    idx.load_mnist(str(target), mirrors=[f'{base}/notfound/', f'{base}/tampered/', closed_port_url()],
+                   checksums=checksums, timeout=5)
+  message = str(info.value)
+  host = base.split('//')[1]
+  assert message.startswith(f'MNIST could not be downloaded: no mirror delivered it (HTTP 404 from {host}; '
+                            f'checksum mismatch, file discarded from {host}; unreachable: Connection refused from ')
+  for reason in ('HTTP 404', 'checksum mismatch', 'Connection refused'):
+    assert message.count(reason) == 1
+  assert '\n' not in message and not os.path.exists(target)
 
 
 def test_plain_http_is_refused_except_on_loopback(tmp_path):
   with pytest.raises(DownloadError, match=r'http://example.com/x.gz \(refused: only https:// mirrors are used\)'):
-    data.download('x.gz', str(tmp_path), mirrors=['http://example.com/'], sha256='0' * 64)
+    idx.download('x.gz', str(tmp_path), mirrors=['http://example.com/'], sha256='0' * 64)
 
 
 def test_the_default_mirrors_are_https_and_the_checksums_are_the_published_ones():
-  assert all(m.startswith('https://') and m.endswith('/') for m in data.MIRRORS)
-  assert data.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
-  assert sorted(data.SHA256) == sorted(n + '.gz' for n in data.FILE_NAMES)
+  assert all(m.startswith('https://') and m.endswith('/') for m in idx.MIRRORS)
+  assert idx.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
+  assert sorted(idx.SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)

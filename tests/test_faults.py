@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import data, fileio, loop
+from vae import idx, inputs, fileio, loop
 from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
 from conftest import REPO_ROOT, synthetic_digits, write_mnist
@@ -82,18 +82,18 @@ def _corrupt(mnist_dir, how):
   if how == 'empty':
     open(path, 'wb').close()
   elif how == 'labels-for-images':
-    data.write_idx(path, np.zeros(256, np.uint8))
+    idx.write_idx(path, np.zeros(256, np.uint8))
   elif how == 'raw-cut-short':
     os.remove(path)
     images, _ = synthetic_digits(256, seed=0)
     raw = os.path.join(mnist_dir, 'train-images-idx3-ubyte')
-    data.write_idx(raw, images)
+    idx.write_idx(raw, images)
     with open(raw, 'r+b') as f:
       f.truncate(1000)
   elif how == 'bad-label':
     labels = np.zeros(256, np.uint8)
     labels[7] = 200
-    data.write_idx(os.path.join(mnist_dir, 'train-labels-idx1-ubyte.gz'), labels)
+    idx.write_idx(os.path.join(mnist_dir, 'train-labels-idx1-ubyte.gz'), labels)
 
 
 @pytest.mark.parametrize('how, message', [
@@ -143,8 +143,8 @@ def _mutations(content, rng):
 @pytest.mark.parametrize('kind', ['images', 'labels'])
 def test_fuzzed_idx_files_only_ever_raise_data_error(tmp_path, kind):
   images, labels = synthetic_digits(8, seed=0)
-  raw = struct.pack('>IIII', data.IMAGES_MAGIC, 8, 28, 28) + images.tobytes() if kind == 'images' else \
-      struct.pack('>II', data.LABELS_MAGIC, 8) + labels.tobytes()
+  raw = struct.pack('>IIII', idx.IMAGES_MAGIC, 8, 28, 28) + images.tobytes() if kind == 'images' else \
+      struct.pack('>II', idx.LABELS_MAGIC, 8) + labels.tobytes()
   rng = np.random.default_rng(2024)
   outcomes = {'ok': 0, 'DataError': 0}
   for case in range(200):
@@ -155,7 +155,7 @@ def test_fuzzed_idx_files_only_ever_raise_data_error(tmp_path, kind):
       f.write(_mutations(gzip.compress(raw), rng) if compressed and case % 4 == 0 else
               gzip.compress(mutated) if compressed else mutated)
     try:
-      array = data.read_idx(path, kind)
+      array = idx.read_idx(path, kind)
       assert array.dtype == np.uint8 and array.shape[0] >= 0
       outcomes['ok'] += 1
     except DataError as e:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import data, evaluate, model as model_lib, networks, train
+from vae import idx, inputs, evaluate, model as model_lib, networks, train
 from conftest import synthetic_digits
 
 
@@ -63,7 +63,7 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
   evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
   eps = evaluate.eval_noise(0, 256, 2)
   before = evaluate_fn(images.numpy(), eps)['elbo'].mean()
-  batches = iter(data.train_batches(256, 32, seed=0))
+  batches = iter(inputs.train_batches(256, 32, seed=0))
   losses = []
   for first in range(0, steps, 10):
     losses.extend(train_steps(tf.stack([next(batches) for _ in range(10)]), first).numpy())
@@ -118,7 +118,7 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
     train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
                                          jit_compile=jit_compile, dynamic_binarization=True)
     losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
-    traced.append(train_steps.experimental_get_tracing_count())
+    traced.append(train_steps.compiled.experimental_get_tracing_count())
     return losses, [v.numpy() for v in vae.trainable_variables]
 
   together, together_weights = trained([(0, 6)])
@@ -128,3 +128,27 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
   np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
   for a, b in zip(together_weights, one_by_one_weights):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_compiled_steps_are_the_plain_train_step():
+  images, _ = synthetic_digits(64, seed=2)
+  images = images.reshape(-1, 784).astype(np.float32) / 255.0
+  indices = np.arange(16, dtype=np.int32)
+
+  def fresh():
+    keras.utils.set_random_seed(0)
+    vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+    optimizer = keras.optimizers.Adam(1e-2)
+    optimizer.build(vae.trainable_variables)
+    return vae, optimizer
+
+  vae, optimizer = fresh()
+  compiled = train.make_train_steps(vae, optimizer, images, batch_size=16, seed=4)
+  loss = compiled(indices[None], 7).numpy()[0]
+  plain_vae, plain_optimizer = fresh()
+  eps = train.train_noise(4, 7, 16, 2)
+  plain_step = tf.function(train.train_step)
+  plain_loss = plain_step(plain_vae, plain_optimizer, tf.constant(images[indices]), eps).numpy()
+  assert loss == plain_loss
+  for a, b in zip(vae.trainable_variables, plain_vae.trainable_variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

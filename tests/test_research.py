@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import data, evaluate, loop, model as model_lib, networks, train
+from vae import idx, inputs, evaluate, loop, model as model_lib, networks, train
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock
 from conftest import REPO_ROOT, synthetic_digits
@@ -179,7 +179,7 @@ def _trained_tiny_model():
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
   train_steps = train.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32,
                                        seed=0, jit_compile=True)
-  batches = iter(data.train_batches(256, 32, seed=0))
+  batches = iter(inputs.train_batches(256, 32, seed=0))
   for first in range(0, 400, 20):
     train_steps(tf.stack([next(batches) for _ in range(20)]), first)
   return vae, images[:64]
@@ -218,8 +218,8 @@ def test_the_iwae_bound_is_above_the_elbo_and_rises_with_k():
 def test_binarize_modes(mode):
   images, _ = synthetic_digits(100, seed=0)
   grey = images.reshape(-1, 784).astype(np.float32) / 255.0
-  mnist = data.Dataset(grey, None, grey[:50], None)
-  train_images, test_images = loop.prepare_images(mnist, mode, seed=0)
+  mnist = idx.Dataset(grey, None, grey[:50], None)
+  train_images, test_images = inputs.prepare_images(mnist, mode, seed=0)
   binary = lambda a: set(np.unique(a).tolist()) <= {0.0, 1.0}  # noqa: E731
   assert binary(train_images) == (mode == 'static')
   assert binary(test_images) == (mode != 'none')

@@ -1,4 +1,4 @@
-"""The package's own exceptions.
+"""Infrastructure, skip on a first reading: the package's own exceptions.
 
 Anything a user can cause (a bad flag, a broken data file, no network, a directory that cannot be written) is
 raised as a `VAEError` whose message is one self-contained line: what went wrong and what to do about it.

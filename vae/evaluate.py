@@ -25,11 +25,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from vae.model import distortion
-
-# Tags that separate the random streams drawn from one --seed (see also vae/train.py).
-_EVAL_NOISE = 2
-_IWAE_NOISE = 3
+from vae import streams
+from vae.model import distortion, reparameterize
 
 
 def eval_noise(seed, num_examples, latent_dim):
@@ -38,7 +35,7 @@ def eval_noise(seed, num_examples, latent_dim):
   The per-epoch test ELBO is a one-sample estimate with this noise, so its changes between epochs come from the
   model, not from the noise. (The posterior mean alone would give a deterministic number, but not the ELBO.)
   """
-  return tf.random.stateless_normal([num_examples, latent_dim], seed=[seed * 4 + _EVAL_NOISE, 0])
+  return tf.random.stateless_normal([num_examples, latent_dim], seed=streams.key(seed, streams.EVAL_NOISE))
 
 
 def make_evaluator(model, batch_size=2000):
@@ -61,11 +58,10 @@ def make_evaluator(model, batch_size=2000):
   return evaluate
 
 
-
 def log_importance_weights(model, x, eps):
   """log w for images x [B, 784] and noise eps [S, B, d]; returns [S, B]."""
   mean, log_var = model.encode(x)                                     # [B, d] each
-  z = mean + tf.exp(0.5 * log_var) * eps                              # [S, B, d]
+  z = reparameterize(mean, log_var, eps)                              # [S, B, d] (broadcast over S)
   num_samples, batch = tf.shape(eps)[0], tf.shape(eps)[1]
   logits = model.decode(tf.reshape(z, [num_samples * batch, -1]))     # [S*B, 784]
   x_tiled = tf.tile(x, [num_samples, 1])                              # [S*B, 784]
@@ -99,8 +95,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
     total = None
     for first in range(0, k, samples_per_chunk):
       count = min(samples_per_chunk, k - first)
-      part = chunk_logsumexp(x, tf.constant([seed * 4 + _IWAE_NOISE, start * k + first], tf.int64),
-                             tf.constant(count))
+      part = chunk_logsumexp(x, streams.key(seed, streams.IWAE_NOISE, start * k + first), tf.constant(count))
       total = part if total is None else tf.math.reduce_logsumexp(tf.stack([total, part]), axis=0)
     results.append((total - math.log(k)).numpy())
   return np.concatenate(results)

@@ -1,4 +1,4 @@
-"""The training run: data, model, optimiser, the epoch loop, evaluation, checkpoints, metrics and frames.
+"""The training run: the trainer, the epoch loop, and the re-evaluation of a saved run (`--eval_only`).
 
 `run.py` turns flags into a `Config` and calls `train` (or `evaluate_saved_run`); nothing here reads flags.
 Each epoch:
@@ -19,97 +19,32 @@ At the end: the gifs, a loss-curve plot, the trained encoder and decoder exporte
 importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json.
 """
 
-import contextlib
-import csv
 import dataclasses
-import io
-import json
-import math
-import os
-import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import data, evaluate, networks, train as train_lib, viz
+from vae import evaluate, idx, inputs, networks, rundir, train as train_lib, viz
+from vae.config import Config
 from vae.errors import OutputError, VAEError
-from vae.fileio import RunLock, atomic_path, ensure_writable_dir, write_text_atomic
-from vae.model import VAE
-from vae.progress import ProgressBar
+from vae.fileio import RunLock, ensure_writable_dir
+from vae.model import VAE, reparameterize
+from vae.progress import PhaseTimer, ProgressBar
 
-METRICS_HEADER = ('epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'seconds')
-# Flags that must match for a checkpoint to be resumed: they shape the model, the data or the random streams.
-RESUME_KEYS = ('latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture', 'updates_per_epoch',
-               'learning_rate', 'seed', 'binarize', 'do_viz')
-# Training steps per compiled call: enough to make the per-call cost negligible (measured on the fc model: 10 per
-# call about 15% faster than 1, no gain beyond), few enough that the progress bar and Ctrl-C still respond
-# within a fraction of a second (fc) or a couple of seconds (conv).
+# Training steps per compiled call: enough to make the per-call cost negligible, few enough that the progress
+# bar and Ctrl-C still respond within a fraction of a second (fc) or a couple of seconds (conv).
 STEPS_PER_CALL = 10
-NUM_SAMPLES = 100          # the samples frame: 10x10 decoded prior draws (latent_dim > 2)
-NUM_RECONSTRUCTIONS = 50   # the reconstructions frame: 50 test digits and their reconstructions
-
-
-class PhaseTimer:
-  """Adds up the wall time spent in each named phase of a run (written to timings.json; read by bench/)."""
-
-  def __init__(self):
-    self.seconds = {}
-
-  @contextlib.contextmanager
-  def __call__(self, phase):
-    started = time.perf_counter()
-    try:
-      yield
-    finally:
-      self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
 class Interrupted(VAEError):
   """Ctrl-C: the run stopped; what was completed is kept."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-  latent_dim: int = 2
-  batch_size: int = 128
-  encoder_architecture: str = 'fc'
-  decoder_architecture: str = 'fc'
-  epochs: int = 100
-  updates_per_epoch: int = 100
-  data_dir: str = '../mnist'
-  do_viz: bool = True
-  learning_rate: float = 2e-4
-  seed: int = 0
-  output_dir: str = '.'
-  eval_k: int = 100
-  binarize: str = 'none'
-  fresh: bool = False
-
-
-class RunPaths:
-  """Where a run's files live inside its output directory."""
-
-  def __init__(self, output_dir):
-    self.root = output_dir
-    self.flags = os.path.join(output_dir, 'flags.json')
-    self.metrics = os.path.join(output_dir, 'metrics.csv')
-    self.loss_curve = os.path.join(output_dir, 'loss_curve.png')
-    self.evaluation = os.path.join(output_dir, 'evaluation.json')
-    self.timings = os.path.join(output_dir, 'timings.json')
-    self.checkpoints = os.path.join(output_dir, 'checkpoints')
-    self.tensorboard = os.path.join(output_dir, 'tensorboard')
-    self.export = os.path.join(output_dir, 'export')
-    self.figs = os.path.join(output_dir, 'figs')
-
-
 def use_xla(encoder_architecture, decoder_architecture):
-  """Whether to compile the training step with XLA.
-
-  Measured on a 2-core CPU: XLA fuses the fc model's element-wise work and Adam update into few kernels and
-  speeds its step up; for convolutions its CPU kernels are slower than TensorFlow's own.
-  """
+  """Whether to compile the training step with XLA: it fuses the fc model's element-wise work and Adam update
+  into few kernels, while its CPU convolutions are slower than TensorFlow's own (README, "Performance")."""
   return encoder_architecture == 'fc' and decoder_architecture == 'fc'
 
 
@@ -118,20 +53,6 @@ def build_model(config):
   encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim)
   decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim)
   return VAE(encoder, decoder)
-
-
-def prepare_images(mnist, binarize, seed):
-  """(training images, test images) as the model sees them under --binarize.
-
-  'none' and 'dynamic' train on the grey levels ('dynamic' binarises each batch afresh inside the training
-  step); 'static' trains on one fixed binarised copy. With binarisation the test set is binarised once, with a
-  fixed seed, so that every evaluation sees the same binary images.
-  """
-  if binarize == 'none':
-    return mnist.train_images, mnist.test_images
-  test = train_lib.binarized(mnist.test_images, seed, tag=1)
-  train = train_lib.binarized(mnist.train_images, seed, tag=0) if binarize == 'static' else mnist.train_images
-  return train, test
 
 
 class Trainer:
@@ -146,7 +67,7 @@ class Trainer:
         jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
         dynamic_binarization=config.binarize == 'dynamic')
     self.num_examples = len(train_images)
-    self.batches = iter(data.train_batches(self.num_examples, config.batch_size, config.seed))
+    self.batches = iter(inputs.train_batches(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     # The minibatch order is a function of (seed, step), so the step counter is all the data state there is.
     self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
@@ -165,8 +86,8 @@ class Trainer:
       raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]}); pass --fresh to start '
                      f'over') from None
     step = int(self.step.numpy())
-    self.batches = iter(data.train_batches(self.num_examples, self.config.batch_size, self.config.seed,
-                                           start_step=step))
+    self.batches = iter(inputs.train_batches(self.num_examples, self.config.batch_size, self.config.seed,
+                                             start_step=step))
     return step // self.config.updates_per_epoch
 
   def run_epoch(self, label, stream=None):
@@ -208,9 +129,9 @@ def train(config, flag_values=None, log=print):
   Raises:
     VAEError: bad data, no network, an output directory that cannot be written, a diverged loss, Ctrl-C.
   """
-  paths = RunPaths(config.output_dir)
+  paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
-  mnist = data.load_mnist(config.data_dir)
+  mnist = idx.load_mnist(config.data_dir)
   log(f'MNIST from {config.data_dir}: {len(mnist.train_images):,} training and {len(mnist.test_images):,} '
       f'test images, binarize={config.binarize}')
   ensure_writable_dir(config.output_dir)
@@ -225,14 +146,14 @@ def train(config, flag_values=None, log=print):
 def _train_locked(config, paths, handover, flag_values, log):
   mnist = handover.pop()
   if config.fresh:
-    clear_run(paths)
+    rundir.clear_run(paths)
   elif tf.train.latest_checkpoint(paths.checkpoints):
-    check_resumable(paths, flag_values)
-  write_text_atomic(paths.flags, json.dumps(flag_values, indent=2, sort_keys=True) + '\n')
+    rundir.check_resumable(paths, flag_values)
+  rundir.write_json(paths.flags, flag_values)
   # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
   tf.config.experimental.enable_op_determinism()
 
-  train_images, test_images = prepare_images(mnist, config.binarize, config.seed)
+  train_images, test_images = inputs.prepare_images(mnist, config.binarize, config.seed)
   trainer = Trainer(config, train_images, paths.checkpoints)
   del train_images
   mnist = mnist._replace(train_images=None)
@@ -240,7 +161,7 @@ def _train_locked(config, paths, handover, flag_values, log):
   done = trainer.restore()
   if done:
     log(f'resuming after epoch {done} (step {int(trainer.step.numpy())}) from {paths.checkpoints}')
-  rows = read_metrics(paths.metrics, up_to_epoch=done)
+  rows = rundir.read_metrics(paths.metrics, up_to_epoch=done)
 
   # Drawn once, before the loop, so that every epoch is measured and drawn on the same footing.
   evaluate_fn = evaluate.make_evaluator(model)
@@ -250,8 +171,10 @@ def _train_locked(config, paths, handover, flag_values, log):
   if config.do_viz:
     num_spread = min(viz.NUM_SPREAD_POINTS, len(test_images))
     frames = viz.EpochFrames(config.output_dir, mnist.test_labels[:num_spread], config.latent_dim)
-    fixed_grids = make_grid_inputs(config, test_images)
-    decode = tf.function(lambda z: model.decode(z), reduce_retracing=True)
+    fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, test_images)
+    decode = tf.function(model.decode, reduce_retracing=True)
+    reconstruct = tf.function(lambda x, eps: model.decode(reparameterize(*model.encode(x), eps)),
+                              reduce_retracing=True)
   summaries = tf.summary.create_file_writer(paths.tensorboard)
 
   timer = PhaseTimer()
@@ -272,12 +195,12 @@ def _train_locked(config, paths, handover, flag_values, log):
       grids = {}
       if frames:
         with timer('frame rendering'):
-          grids = render_grids(config, decode, fixed_grids)
+          grids = viz.decode_frames(decode, reconstruct, fixed_inputs)
           frames.write(epoch, test['mean'][:num_spread], grids)
       with timer('metrics and summaries'):
-        write_metrics(paths.metrics, rows)
+        rundir.write_metrics(paths.metrics, rows)
         with summaries.as_default(step=last['step']):
-          for key in METRICS_HEADER[2:6]:
+          for key in rundir.METRICS_HEADER[2:6]:
             tf.summary.scalar(key, last[key])
           for kind, image in grids.items():
             tf.summary.image(kind, image[None, :, :, None])
@@ -299,16 +222,15 @@ def _train_locked(config, paths, handover, flag_values, log):
   with timer('loss curve and export'):
     if rows:
       viz.save_png(paths.loss_curve, viz.plot_metrics(rows))
-    export_model(model, paths.export)
+    rundir.export_model(model, paths.export)
   log(f'exported the encoder and decoder to {paths.export}/')
   with timer('final log-likelihood estimate'):
     final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elbo=test)
   with summaries.as_default(step=int(trainer.step.numpy())):
     tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
   summaries.close()
-  write_text_atomic(paths.evaluation, json.dumps(final, indent=2) + '\n')
-  write_text_atomic(paths.timings, json.dumps({'seconds': timer.seconds, 'first_step_unix_time':
-                                               trainer.first_step_time}, indent=2) + '\n')
+  rundir.write_json(paths.evaluation, final)
+  rundir.write_json(paths.timings, {'seconds': timer.seconds, 'first_step_unix_time': trainer.first_step_time})
   return last
 
 
@@ -334,15 +256,15 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
 
 def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   """--eval_only: restores the run in `output_dir` and re-estimates its test ELBO and log-likelihood."""
-  paths = RunPaths(output_dir)
-  saved = read_saved_flags(paths)
+  paths = rundir.RunPaths(output_dir)
+  saved = rundir.read_saved_flags(paths)
   if saved is None or not tf.train.latest_checkpoint(paths.checkpoints):
     raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
   fields = {f.name for f in dataclasses.fields(Config)}
   config = dataclasses.replace(Config(**{k: v for k, v in saved.items() if k in fields}), eval_k=eval_k,
                                data_dir=data_dir or saved.get('data_dir', Config.data_dir), output_dir=output_dir)
-  mnist = data.load_mnist(config.data_dir)
-  _, test_images = prepare_images(mnist, config.binarize, config.seed)
+  mnist = idx.load_mnist(config.data_dir)
+  _, test_images = inputs.prepare_images(mnist, config.binarize, config.seed)
   model = build_model(config)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
   latest = tf.train.latest_checkpoint(paths.checkpoints)
@@ -354,93 +276,5 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   evaluate_fn = evaluate.make_evaluator(model)
   eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
   final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
-  write_text_atomic(paths.evaluation, json.dumps(final, indent=2) + '\n')
+  rundir.write_json(paths.evaluation, final)
   return final
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def make_grid_inputs(config, test_images):
-  """The fixed inputs of the non-spread frames, drawn once before training."""
-  if config.latent_dim == 2:
-    return {'canvas': tf.constant(viz.latent_grid())}
-  count = min(NUM_RECONSTRUCTIONS, len(test_images) // 10 * 10)
-  originals = test_images[:count]
-  prior = tf.random.stateless_normal([NUM_SAMPLES, config.latent_dim], seed=[config.seed * 4 + 7, 0])
-  posterior = tf.random.stateless_normal([count, config.latent_dim], seed=[config.seed * 4 + 7, 1])
-  return {'samples': prior, 'reconstructions': (tf.constant(originals), posterior)}
-
-
-def render_grids(config, decode, fixed):
-  """Decodes the fixed inputs (each set in one batch) into the uint8 frames of this epoch."""
-  if config.latent_dim == 2:
-    return {'canvas': viz.canvas_frame(decode(fixed['canvas']).numpy())}
-  originals, eps = fixed['reconstructions']
-  return {'samples': viz.probability_tile(decode(fixed['samples']).numpy(), 10, 10),
-          'reconstructions': viz.reconstruction_frame(originals.numpy(), decode(eps).numpy())}
-
-
-def write_metrics(path, rows):
-  out = io.StringIO()
-  writer = csv.writer(out, lineterminator='\n')
-  writer.writerow(METRICS_HEADER)
-  for row in rows:
-    writer.writerow([_format(row[key]) for key in METRICS_HEADER])
-  write_text_atomic(path, out.getvalue())
-
-
-def read_metrics(path, up_to_epoch):
-  """The rows of an existing metrics.csv for epochs 1..up_to_epoch (a resumed run continues them)."""
-  if up_to_epoch == 0 or not os.path.exists(path):
-    return []
-  with open(path, newline='') as f:
-    rows = [{k: (int(v) if k in ('epoch', 'step') else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)]
-  return [row for row in rows if row['epoch'] <= up_to_epoch]
-
-
-def read_saved_flags(paths):
-  if not os.path.exists(paths.flags):
-    return None
-  try:
-    with open(paths.flags) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise VAEError(f'cannot read {paths.flags}: {e}') from None
-
-
-def check_resumable(paths, flag_values):
-  """Refuses to resume a checkpoint made with flags that change the model, the data or the random streams."""
-  saved = read_saved_flags(paths) or {}
-  for key in RESUME_KEYS:
-    if key in saved and key in flag_values and saved[key] != flag_values[key]:
-      raise VAEError(f'{paths.root} holds a run made with --{key}={saved[key]}, not {flag_values[key]}; '
-                     f'rerun with the same flags to resume it, or pass --fresh to start over (this deletes its '
-                     f'checkpoints, metrics and frames)')
-
-
-def clear_run(paths):
-  """--fresh: removes a previous run's checkpoints, metrics, summaries and frames from the output directory."""
-  for directory in (paths.checkpoints, paths.tensorboard, paths.figs, paths.export):
-    shutil.rmtree(directory, ignore_errors=True)
-  for path in (paths.metrics, paths.evaluation, paths.loss_curve, paths.timings):
-    if os.path.exists(path):
-      os.remove(path)
-
-
-def export_model(model, directory):
-  """Saves the encoder and decoder as standard .keras files (architecture and weights), atomically."""
-  try:
-    os.makedirs(directory, exist_ok=True)
-  except OSError as e:
-    raise OutputError(f'cannot create {directory}: {e.strerror or e}') from None
-  for name, part in (('encoder', model.encoder), ('decoder', model.decoder)):
-    with atomic_path(os.path.join(directory, f'{name}.keras'), suffix='.keras') as tmp:
-      part.save(tmp)
-
-
-def _format(value):
-  if isinstance(value, float):
-    return 'nan' if math.isnan(value) else f'{value:.6g}'
-  return str(value)

@@ -6,9 +6,14 @@ Generative model and approximate posterior (Kingma & Welling [1]):
     p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns 784 logits
     q(z|x) = N(mu(x), diag(sigma^2(x)))                encoder returns mu and log sigma^2
 
-For every image the ELBO bounds the log-likelihood from below:
+For every image the ELBO bounds the log-likelihood from below. Multiply and divide by q(z|x) inside the integral,
+then use Jensen's inequality (log is concave, so log E[w] >= E[log w]):
 
-    log p(x) >= ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate)
+    log p(x) = log E_q[ p(x|z) p(z) / q(z|x) ]
+            >= E_q[ log p(x|z) + log p(z) - log q(z|x) ]
+             = E_q[log p(x|z)] - KL(q(z|x) || p(z))  =  ELBO(x)  =  -(distortion + rate)
+
+The gap is KL(q(z|x) || p(z|x)): the bound is tight exactly when q is the true posterior.
 
 Following Alemi et al. [2] (and TensorFlow Probability's VAE example) the two terms are named
 
@@ -101,7 +106,7 @@ class VAE(tf.Module):
     """The per-example ELBO terms for images x [B, 784] with posterior noise eps [B, latent_dim].
 
     Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior `mean` [B, latent_dim]
-    (the spread plot and the IWAE estimate reuse it).
+    (the spread plot draws it).
     """
     mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]

@@ -27,7 +27,7 @@ References:
 import keras
 from keras import layers
 
-from vae.data import IMAGE_SIZE, NUM_PIXELS
+from vae.inputs import IMAGE_SIZE, NUM_PIXELS
 
 
 def _split_into_mean_and_log_var(params):

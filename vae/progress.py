@@ -1,9 +1,10 @@
-"""A one-line progress bar for the epoch loop.
+"""Infrastructure, skip on a first reading: the progress bar and the phase timer of the epoch loop.
 
 On a terminal the line is redrawn in place (`\r`) as steps complete; when output goes to a file or a pipe only the
 finished line is written, so logs stay readable.
 """
 
+import contextlib
 import sys
 import time
 
@@ -43,3 +44,23 @@ class ProgressBar:
   def finish(self):
     self.stream.write(('\r' if self.interactive else '') + self.line() + '\n')
     self.stream.flush()
+
+
+class PhaseTimer:
+  """Adds up the wall time spent in each named phase of a run (written to timings.json; read by bench/).
+
+      timer = PhaseTimer()
+      with timer('training steps'):
+        ...
+  """
+
+  def __init__(self):
+    self.seconds = {}
+
+  @contextlib.contextmanager
+  def __call__(self, phase):
+    started = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started

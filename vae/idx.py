@@ -1,4 +1,4 @@
-"""MNIST: find, download, validate and parse the four IDX files, and feed them to training.
+"""Infrastructure, skip on a first reading: find, download, validate and parse MNIST's four IDX files.
 
 The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixels:
 
@@ -14,8 +14,7 @@ Missing files are downloaded from public mirrors tried in turn, verified against
 checksums, and written atomically (temporary file, then rename), so an interrupted download never leaves a file
 that looks complete.
 
-Pixels become float32 intensities in [0, 1]. They are *not* binarised here: the original script used the grey
-levels themselves as Bernoulli targets, and so do we by default.
+Pixels become float32 intensities in [0, 1]; what the model makes of them is vae/inputs.py's business.
 
 References:
   [1] Y. LeCun, C. Cortes, C. Burges. The MNIST database of handwritten digits.
@@ -36,10 +35,7 @@ import numpy as np
 
 from vae.errors import DataError, DownloadError
 from vae.fileio import temp_file_beside
-
-IMAGE_SIZE = 28
-NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 784
-NUM_CLASSES = 10
+from vae.inputs import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension
@@ -217,12 +213,18 @@ def download(file_name, data_dir, mirrors=MIRRORS, sha256=None, timeout=30.0):
       _fetch_verified(url, target, expected, timeout)
       return target
     except _MirrorFailure as e:
-      failures.append(f'{url} ({e})')
-  raise DownloadError(f'could not download {file_name}: ' + '; '.join(failures))
+      failures.append((url, e))
+  error = DownloadError(f'could not download {file_name}: ' + '; '.join(f'{url} ({e})' for url, e in failures))
+  error.failures = failures
+  raise error
 
 
 class _MirrorFailure(Exception):
-  pass
+  """Why one mirror did not deliver a file: `reason` is the same for the same fault on every file."""
+
+  def __init__(self, reason, detail=''):
+    super().__init__(reason + (f' {detail}' if detail else ''))
+    self.reason = reason
 
 
 def _check_url(url):
@@ -254,11 +256,12 @@ def _fetch_verified(url, target, expected_sha256, timeout):
       except urllib.error.HTTPError as e:
         raise _MirrorFailure(f'HTTP {e.code}') from None
       except urllib.error.URLError as e:
-        raise _MirrorFailure(f'unreachable: {e.reason}') from None
+        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+        raise _MirrorFailure(f'unreachable: {reason}') from None
       except (OSError, ValueError) as e:  # timeouts, resets, http.client.IncompleteRead
         raise _MirrorFailure(f'connection failed: {e.__class__.__name__}: {e}') from None
       if declared is not None and declared.isdigit() and received != int(declared):
-        raise _MirrorFailure(f'connection closed after {received} of {declared} bytes')
+        raise _MirrorFailure('connection closed early', f'after {received} of {declared} bytes')
       if digest.hexdigest() != expected_sha256:
         raise _MirrorFailure('checksum mismatch, file discarded')
       out.flush()
@@ -306,16 +309,29 @@ def ensure_files(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
     try:
       paths[name] = download(gz, data_dir, mirrors, (checksums or SHA256).get(gz), timeout)
     except DownloadError as e:
-      failures.append(str(e))
+      failures.extend(e.failures)
   if failures:
     if created and not os.listdir(data_dir):
       os.rmdir(data_dir)  # leave no trace of a download that fetched nothing
-    all_names = ', '.join(n + '.gz' for n in FILE_NAMES)
-    raise DownloadError(
-        f'MNIST files are missing from {data_dir} and could not be downloaded ({"; ".join(failures)}). '
-        f'Put the four files {all_names} into {os.path.abspath(data_dir)} by hand, or pass --data_dir=DIR '
-        f'pointing at a directory that holds them')
+    names = ', '.join(n + '.gz' for n in missing)
+    raise DownloadError(f'MNIST could not be downloaded: {_summarize(failures)}. Put {names} into '
+                        f'{os.path.abspath(data_dir)}, or pass --data_dir=DIR pointing at them')
   return paths
+
+
+def _summarize(failures):
+  """[(url, _MirrorFailure)] -> a short account: each distinct reason once, with the mirrors that gave it."""
+  hosts_by_reason = {}
+  for url, failure in failures:
+    hosts = hosts_by_reason.setdefault(failure.reason, [])
+    host = urllib.parse.urlsplit(url).netloc
+    if host not in hosts:
+      hosts.append(host)
+  reasons = list(hosts_by_reason)
+  if len(reasons) == 1 and reasons[0].startswith('unreachable: '):
+    return f'no mirror could be reached ({reasons[0][len("unreachable: "):]})'
+  return 'no mirror delivered it (' + '; '.join(f'{reason} from {", ".join(hosts)}'
+                                                 for reason, hosts in hosts_by_reason.items()) + ')'
 
 
 def load_split(images_path, labels_path):
@@ -351,27 +367,3 @@ def write_idx(path, array):
   opener = gzip.open if path.endswith('.gz') else open
   with opener(path, 'wb') as f:
     f.write(data)
-
-
-# ------------------------------------------------------------------------------------------------ tf.data input
-
-
-def train_batches(num_examples, batch_size, seed, start_step=0):
-  """An endless tf.data stream of shuffled index batches into the training set, each int32 [batch_size].
-
-  The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step: moving
-  784 floats per image through tf.data would cost more than the fc model's whole forward pass. Each pass over
-  the data is a fresh permutation (sampling without replacement, like the original `next_batch`), fixed by
-  `seed`. `start_step` skips that many batches, so a resumed run continues the exact sequence of an
-  uninterrupted one; skipping replays only the cheap index shuffle (about a second for 10,000 steps), which is
-  far cheaper than saving the shuffle buffer in every checkpoint.
-  """
-  import tensorflow as tf  # Imported here so that the IDX code above can be used without TensorFlow.
-
-  return (tf.data.Dataset.range(num_examples)
-          .shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
-          .repeat()
-          .batch(batch_size, drop_remainder=True)
-          .skip(start_step)
-          .map(lambda idx: tf.cast(idx, tf.int32))
-          .prefetch(tf.data.AUTOTUNE))
