@@ -1,17 +1,25 @@
-"""Benchmark: training throughput against a plain TF2 loop, and where a full default run spends its time.
+"""Benchmark: training throughput against a plain TF2 loop and the machine's own limits, and where a full default
+run spends its time.
 
     python bench/bench.py --data_dir=../shared/data/mnist              # everything (about 10 minutes on 2 cores)
     python bench/bench.py --data_dir=../shared/data/mnist --skip_full_run
 
-1. Throughput, in images per second at steady state (after a warm-up that absorbs compilation), of
+1. The CPU: its model and the features that pick TensorFlow's kernels (bench/machine.py).
+2. For each oneDNN setting (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in a fresh process, since TensorFlow reads it
+   once at start-up): throughput in images per second at steady state (after a warm-up that absorbs
+   compilation) of
    * ours: the project's own training epoch (`vae.loop.Trainer.run_epoch`: ten compiled steps per call, the
      on-graph batch gather, the progress bar's loss read-backs), exactly as `run.py` uses it, and
    * the reference: `bench/reference.py`, the plain GradientTape-in-tf.function loop,
-   for fc/fc and conv/conv, measured in alternating rounds in one process so that both see the same machine
-   state; the median of the rounds and the ratio ours / reference.
-2. A full default run (`run.py`, 100 epochs x 100 updates, viz on) in a subprocess: its wall time split into
-   phases (from the run's own timings.json), start-up (process start to first training step) against the
-   reference's start-up, and the run's peak resident memory.
+   for fc/fc and conv/conv, measured in alternating rounds so that both see the same machine state; the median
+   of the rounds and the ratio ours / reference. Beside them the machine's limits, measured in the same
+   process: the fc step's matrix products alone at their real shapes (fc is reported as a fraction of what
+   they allow), and a large matmul's GFLOP/s, which with the conv model's training FLOPs per image gives the
+   conv model's FLOP-based ceiling. The "best reference" column is the reference at its fastest over both
+   settings, the yardstick the project has to beat.
+3. A full default run (`run.py`, 100 epochs x 100 updates, viz on) in a subprocess, in the environment the
+   benchmark was started with: its wall time split into phases (from the run's own timings.json), start-up
+   (process start to first training step) against the reference's start-up, and the run's peak resident memory.
 
 It prints a table and then one JSON line with every figure.
 """
@@ -25,7 +33,6 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Run as a script, sys.path[0] is bench/ itself, where `bench` would name this file; the repository root
 # takes its place so that `vae` and `bench.reference` resolve.
@@ -38,6 +45,8 @@ flags.DEFINE_integer('rounds', 3, 'Alternating measurement rounds per architectu
 flags.DEFINE_integer('fc_steps', 200, 'Steps per fc measurement.')
 flags.DEFINE_integer('conv_steps', 40, 'Steps per conv measurement.')
 flags.DEFINE_boolean('skip_full_run', False, 'Only measure throughput.')
+flags.DEFINE_list('onednn', ['0', '1'], 'The TF_ENABLE_ONEDNN_OPTS settings to measure throughput under.')
+flags.DEFINE_boolean('throughput_child', False, 'Internal: measure throughput in this process, print JSON.')
 flags.DEFINE_string('run_dir', None, 'Where the full default run writes its outputs (metrics, gifs, ...); they '
                     'are kept. Default: a temporary directory, deleted afterwards.')
 FLAGS = flags.FLAGS
@@ -46,7 +55,7 @@ FLAGS = flags.FLAGS
 def throughput(data_dir, rounds, steps_for):
   import io
   import keras
-  import tensorflow as tf
+  from bench import machine
   from bench.reference import make_reference
   from vae import idx, inputs, loop
 
@@ -81,9 +90,37 @@ def throughput(data_dir, rounds, steps_for):
     medians = {name: statistics.median(values) for name, values in timings.items()}
     results[arch] = {'ours_images_per_s': medians['ours'], 'reference_images_per_s': medians['reference'],
                      'ratio': medians['ours'] / medians['reference'],
-                     'rounds': {name: [round(v) for v in values] for name, values in timings.items()}}
+                     'rounds': {name: [round(v) for v in values] for name, values in timings.items()},
+                     'training_mflop_per_image': machine.training_flops_per_image(ours.model) / 1e6}
     del ours, reference_model
   return results
+
+
+def measure_in_this_process(data_dir, rounds, steps_for):
+  """Throughput and the machine's limits under this process's oneDNN setting."""
+  from bench import machine
+  from vae.quiet import import_tensorflow
+  tf = import_tensorflow()
+  result = {'tensorflow': tf.__version__, 'cpu': machine.cpu_summary()}
+  result['throughput'] = throughput(data_dir, rounds, steps_for)
+  result['fc_gemm_images_per_s'], result['fc_gemm_gflops'] = machine.fc_gemm_ceiling()
+  result['matmul_gflops'] = machine.matmul_rate()
+  attainable = max(result['matmul_gflops'], result['fc_gemm_gflops'])
+  fc, conv = result['throughput']['fc'], result['throughput']['conv']
+  fc['fraction_of_ceiling'] = fc['ours_images_per_s'] / result['fc_gemm_images_per_s']
+  conv['ceiling_images_per_s'] = attainable * 1e9 / (conv['training_mflop_per_image'] * 1e6)
+  conv['fraction_of_ceiling'] = conv['ours_images_per_s'] / conv['ceiling_images_per_s']
+  return result
+
+
+def measure_under(setting, data_dir, rounds, steps_for):
+  """`measure_in_this_process` in a fresh process with TF_ENABLE_ONEDNN_OPTS=setting."""
+  command = [sys.executable, os.path.abspath(__file__), f'--data_dir={data_dir}', f'--rounds={rounds}',
+             f'--fc_steps={steps_for["fc"]}', f'--conv_steps={steps_for["conv"]}', '--throughput_child']
+  out = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting))
+  if out.returncode != 0:
+    raise RuntimeError(f'the measurement with TF_ENABLE_ONEDNN_OPTS={setting} failed: {out.stderr.strip()[-800:]}')
+  return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def reference_startup(data_dir):
@@ -144,16 +181,34 @@ def full_run(data_dir, run_dir=None):
 
 def main(argv):
   del argv
-  report = {'machine': f'{os.cpu_count()} cores', 'python': sys.version.split()[0]}
-  import tensorflow as tf
-  report['tensorflow'] = tf.__version__
-  report['throughput'] = throughput(FLAGS.data_dir, FLAGS.rounds,
-                                    {'fc': FLAGS.fc_steps, 'conv': FLAGS.conv_steps})
+  steps_for = {'fc': FLAGS.fc_steps, 'conv': FLAGS.conv_steps}
+  if FLAGS.throughput_child:
+    print(json.dumps(measure_in_this_process(FLAGS.data_dir, FLAGS.rounds, steps_for)))
+    return
+  report = {'machine': f'{os.cpu_count()} cores', 'python': sys.version.split()[0],
+            'user_onednn_setting': os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)'),
+            'by_onednn_setting': {setting: measure_under(setting, FLAGS.data_dir, FLAGS.rounds, steps_for)
+                                  for setting in FLAGS.onednn}}
+  first = next(iter(report['by_onednn_setting'].values()))
+  report['tensorflow'], report['cpu'] = first['tensorflow'], first['cpu']
+  best_reference = {arch: max(r['throughput'][arch]['reference_images_per_s']
+                              for r in report['by_onednn_setting'].values()) for arch in steps_for}
+  print(f'CPU: {first["cpu"]["model"]}, {os.cpu_count()} cores; features: {" ".join(first["cpu"]["features"])}; '
+        f'TensorFlow {first["tensorflow"]}; TF_ENABLE_ONEDNN_OPTS here: {report["user_onednn_setting"]}')
   print(f'\nTraining throughput (images/s, median of {FLAGS.rounds} alternating rounds, batch 128)')
-  print(f'{"model":<12}{"ours":>10}{"reference":>12}{"ratio":>8}')
-  for arch, r in report['throughput'].items():
-    print(f'{arch + "/" + arch:<12}{r["ours_images_per_s"]:>10.0f}{r["reference_images_per_s"]:>12.0f}'
-          f'{r["ratio"]:>8.2f}')
+  print(f'{"oneDNN":<8}{"model":<11}{"ours":>8}{"reference":>11}{"ratio":>7}{"vs best ref":>13}'
+        f'{"ceiling":>9}{"of ceiling":>12}')
+  for setting, r in report['by_onednn_setting'].items():
+    on = 'on' if r['cpu']['onednn'] else 'off'
+    ceilings = {'fc': r['fc_gemm_images_per_s'], 'conv': r['throughput']['conv']['ceiling_images_per_s']}
+    for arch, t in r['throughput'].items():
+      t['ratio_to_best_reference'] = t['ours_images_per_s'] / best_reference[arch]
+      print(f'{on + " (" + setting + ")":<8}{arch + "/" + arch:<11}{t["ours_images_per_s"]:>8.0f}'
+            f'{t["reference_images_per_s"]:>11.0f}{t["ratio"]:>7.2f}{t["ratio_to_best_reference"]:>13.2f}'
+            f'{ceilings[arch]:>9.0f}{t["fraction_of_ceiling"]:>11.0%}')
+    print(f'{"":<8}limits: fc GEMMs alone {r["fc_gemm_gflops"]:.0f} GFLOP/s -> {r["fc_gemm_images_per_s"]:,.0f} '
+          f'images/s; 1024^3 matmul {r["matmul_gflops"]:.0f} GFLOP/s; conv/conv '
+          f'{r["throughput"]["conv"]["training_mflop_per_image"]:.1f} MFLOP per training image')
   if not FLAGS.skip_full_run:
     report['reference_startup_s'] = reference_startup(FLAGS.data_dir)
     report['full_run'] = run = full_run(FLAGS.data_dir, FLAGS.run_dir)

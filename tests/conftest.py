@@ -42,6 +42,14 @@ def write_mnist(directory, num_train=256, num_test=64, gz=True, seed=0):
   return paths
 
 
+@pytest.fixture(params=['0', '1'], ids=['onednn-off', 'onednn-on'])
+def onednn(request, monkeypatch):
+  """Runs a subprocess test under both CPU paths: TF_ENABLE_ONEDNN_OPTS=1 turns oneDNN on even on an AVX2 CPU
+  (it is on by default on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX), =0 turns it off anywhere."""
+  monkeypatch.setenv('TF_ENABLE_ONEDNN_OPTS', request.param)
+  return request.param
+
+
 @pytest.fixture
 def mnist_dir(tmp_path):
   directory = str(tmp_path / 'mnist')

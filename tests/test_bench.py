@@ -10,15 +10,22 @@ from conftest import REPO_ROOT
 
 def test_bench_runs_and_prints_ratios(mnist_dir):
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'bench', 'bench.py'), f'--data_dir={mnist_dir}',
-                           '--skip_full_run', '--rounds=1', '--fc_steps=2', '--conv_steps=1'],
+                           '--skip_full_run', '--rounds=1', '--fc_steps=2', '--conv_steps=1', '--onednn=0,1'],
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
-  for arch in ('fc', 'conv'):
-    figures = report['throughput'][arch]
-    assert figures['ours_images_per_s'] > 0 and figures['reference_images_per_s'] > 0
-    assert abs(figures['ratio'] - figures['ours_images_per_s'] / figures['reference_images_per_s']) < 1e-9
-  assert 'Training throughput' in result.stdout
+  # Each setting really ran under its own oneDNN state (=1 turns it on on any x86 CPU, =0 off).
+  assert [r['cpu']['onednn'] for r in report['by_onednn_setting'].values()] == [False, True]
+  for r in report['by_onednn_setting'].values():
+    assert r['fc_gemm_images_per_s'] > 0 and r['matmul_gflops'] > 0
+    for arch in ('fc', 'conv'):
+      figures = r['throughput'][arch]
+      assert figures['ours_images_per_s'] > 0 and figures['reference_images_per_s'] > 0
+      assert abs(figures['ratio'] - figures['ours_images_per_s'] / figures['reference_images_per_s']) < 1e-9
+      assert 0 < figures['fraction_of_ceiling']
+    # Counted from the layers: 8.13 MFLOP per image for the fc model's matrix products.
+    assert round(r['throughput']['fc']['training_mflop_per_image'], 2) == 8.13
+  assert 'Training throughput' in result.stdout and 'of ceiling' in result.stdout
 
 
 def test_the_step_profile_runs_and_counts_the_real_networks_flops(mnist_dir):

@@ -147,7 +147,7 @@ def test_file_without_read_permission(tmp_path, monkeypatch):
   else:  # root reads everything, so make open() refuse the way it would for anyone else
     def refuse(*args, **kwargs):
       raise PermissionError(13, 'Permission denied')
-    monkeypatch.setattr(data, 'open', refuse, raising=False)
+    monkeypatch.setattr(idx, 'open', refuse, raising=False)
   with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
     idx.read_idx(path, 'images')
 

@@ -22,8 +22,9 @@ QUIET = lambda *args: None  # noqa: E731
 
 
 def run_py(*args):
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}  # as a user starts it
   return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args], capture_output=True,
-                        text=True, timeout=300)
+                        text=True, timeout=300, env=env)
 
 
 def snapshot(directory):
@@ -48,7 +49,7 @@ def snapshot(directory):
     ('--seed=-1', '--seed must be >= 0, got -1'),
     ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
 ])
-def test_more_bad_flags(tmp_path, flag, message):
+def test_more_bad_flags(tmp_path, flag, message, onednn):
   result = run_py(*flag.split(), f'--output_dir={tmp_path / "out"}')
   assert result.returncode == 1 and 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[0].startswith(f'error: {message}')
@@ -56,7 +57,7 @@ def test_more_bad_flags(tmp_path, flag, message):
   assert not os.path.exists(tmp_path / 'out')
 
 
-def test_a_data_dir_that_is_a_file(tmp_path):
+def test_a_data_dir_that_is_a_file(tmp_path, onednn):
   blocker = tmp_path / 'mnist'
   blocker.write_text('not a directory')
   result = run_py(f'--data_dir={blocker}', f'--output_dir={tmp_path / "out"}')
@@ -66,7 +67,7 @@ def test_a_data_dir_that_is_a_file(tmp_path):
   assert blocker.read_text() == 'not a directory' and not os.path.exists(tmp_path / 'out')
 
 
-def test_an_output_dir_that_cannot_be_written(tmp_path, mnist_dir):
+def test_an_output_dir_that_cannot_be_written(tmp_path, mnist_dir, onednn):
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={blocker}/run', '--epochs=1')
@@ -103,7 +104,7 @@ def _corrupt(mnist_dir, how):
     ('raw-cut-short', 'train-images-idx3-ubyte is 1,000 bytes but its header says 256 images'),
     ('bad-label', 'train-labels-idx1-ubyte.gz holds label 200 at index 7; MNIST labels are 0..9'),
 ])
-def test_bad_data_files_end_the_run_with_one_line_and_touch_nothing(tmp_path, mnist_dir, how, message):
+def test_bad_data_files_end_the_run_with_one_line_and_touch_nothing(tmp_path, mnist_dir, how, message, onednn):
   _corrupt(mnist_dir, how)
   out = tmp_path / 'out'
   out.mkdir()
@@ -193,7 +194,7 @@ def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_che
   assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-4')
 
 
-def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_dir):
+def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_dir, onednn):
   result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={tmp_path}', '--epochs=2', '--updates_per_epoch=20',
                   '--batch_size=16', '--learning_rate=1e30', '--do_viz=False')
   assert result.returncode == 1 and 'Traceback' not in result.stderr
@@ -201,10 +202,11 @@ def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_
   assert 'Try a smaller --learning_rate' in result.stderr
 
 
-def test_ctrl_c_exits_cleanly_and_says_how_to_resume(tmp_path, mnist_dir):
+def test_ctrl_c_exits_cleanly_and_says_how_to_resume(tmp_path, mnist_dir, onednn):
   args = [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', f'--output_dir={tmp_path}',
           '--epochs=50', '--updates_per_epoch=20', '--batch_size=16', '--do_viz=False', '--eval_k=2']
-  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
   deadline = time.time() + 120
   while not tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')) and time.time() < deadline:
     time.sleep(0.05)

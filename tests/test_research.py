@@ -130,12 +130,12 @@ def test_a_second_run_on_the_same_directory_is_refused(reference_run, tmp_path):
   assert sorted(os.listdir(out)) == ['.lock']
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, onednn):
   from conftest import write_mnist
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   args = [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', '--epochs=6',
-          '--updates_per_epoch=20', '--batch_size=16', '--eval_k=2', '--do_viz=False']
+          '--updates_per_epoch=20', '--batch_size=16', '--eval_k=2', '--do_viz=False', '--decoder_architecture=conv']
   killed = tmp_path / 'killed'
   process = subprocess.Popen(args + [f'--output_dir={killed}'], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -153,7 +153,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
   assert len(metrics_without_time(whole)) == 6
 
 
-def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
+def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path, onednn):
   _, out = reference_run
   trained = json.load(open(os.path.join(out, 'evaluation.json')))
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--output_dir={out}', '--eval_only',
