@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from vae import idx, inputs
+from vae import download, idx
 from vae.errors import DownloadError
 from conftest import write_mnist
 
@@ -97,7 +97,7 @@ def test_only_missing_files_are_fetched(tmp_path, mirror):
 def test_a_failing_mirror_is_skipped_for_the_next(tmp_path, mirror, bad):
   base, checksums = mirror
   first = closed_port_url() if bad == 'dead' else f'{base}/{bad}/'
-  path = idx.download('train-labels-idx1-ubyte.gz', str(tmp_path), mirrors=[first, base + '/good/'],
+  path = download.download('train-labels-idx1-ubyte.gz', str(tmp_path), mirrors=[first, base + '/good/'],
                        sha256=checksums['train-labels-idx1-ubyte.gz'], timeout=5)
   assert idx.read_idx(path, 'labels').shape == (256,)
   assert leftovers(tmp_path) == []
@@ -112,7 +112,7 @@ def test_each_mirror_failure_is_named_and_no_file_is_kept(tmp_path, mirror, bad,
   target.mkdir()
   with pytest.raises(DownloadError, match=f'could not download train-images-idx3-ubyte.gz: '
                                           f'{base}/{bad}/train-images-idx3-ubyte.gz \\({reason}'):
-    idx.download('train-images-idx3-ubyte.gz', str(target), mirrors=[f'{base}/{bad}/'],
+    download.download('train-images-idx3-ubyte.gz', str(target), mirrors=[f'{base}/{bad}/'],
                   sha256=checksums['train-images-idx3-ubyte.gz'], timeout=5)
   assert os.listdir(target) == []
 
@@ -146,10 +146,10 @@ def test_mirrors_that_fail_in_different_ways_each_give_their_reason_once(tmp_pat
 
 def test_plain_http_is_refused_except_on_loopback(tmp_path):
   with pytest.raises(DownloadError, match=r'http://example.com/x.gz \(refused: only https:// mirrors are used\)'):
-    idx.download('x.gz', str(tmp_path), mirrors=['http://example.com/'], sha256='0' * 64)
+    download.download('x.gz', str(tmp_path), mirrors=['http://example.com/'], sha256='0' * 64)
 
 
 def test_the_default_mirrors_are_https_and_the_checksums_are_the_published_ones():
-  assert all(m.startswith('https://') and m.endswith('/') for m in idx.MIRRORS)
-  assert idx.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
-  assert sorted(idx.SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)
+  assert all(m.startswith('https://') and m.endswith('/') for m in download.MIRRORS)
+  assert download.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
+  assert sorted(download.SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)

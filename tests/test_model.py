@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import idx, inputs, evaluate, model as model_lib, networks, train
+from vae import evaluate, inputs, model as model_lib, networks, streams, train
 from conftest import synthetic_digits
 
 
@@ -152,3 +152,18 @@ def test_the_compiled_steps_are_the_plain_train_step():
   assert loss == plain_loss
   for a, b in zip(vae.trainable_variables, plain_vae.trainable_variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_stream_key_is_distinct_across_seeds_tags_and_counters():
+  counters = (0, 1, 2, 99, 12345, 2 ** 40 - 1)
+  keys = [streams.key_pair(seed, tag, counter) for seed in range(100) for tag in streams.TAGS for counter in counters]
+  assert len(set(keys)) == len(keys)
+  assert len(set(streams.TAGS)) == len(streams.TAGS)
+  # The old scheme (seed * 4 + tag) gave seed s's dynamic binarisation the training noise of seed s + 1.
+  assert streams.key_pair(0, streams.DYNAMIC_BINARIZATION, 7) != streams.key_pair(1, streams.TRAIN_NOISE, 7)
+  # The TensorFlow key is the same pair, for Python and tensor counters alike.
+  assert tuple(streams.key(3, streams.IWAE_NOISE, 5).numpy()) == streams.key_pair(3, streams.IWAE_NOISE, 5)
+  assert tuple(streams.key(3, streams.TRAIN_NOISE, tf.constant(9, tf.int64)).numpy()) == \
+      streams.key_pair(3, streams.TRAIN_NOISE, 9)
+  with pytest.raises(ValueError, match='outside'):
+    streams.key(0, streams.TRAIN_NOISE, 2 ** 40)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae import viz
+from vae import gifs, viz
 
 
 def test_latent_grid_reads_like_a_plot():
@@ -36,7 +36,7 @@ def test_canvas_frame_maps_logits_to_grey_levels():
 
 
 def test_log_time_durations_slow_down_the_first_epochs():
-  ms = viz.log_time_durations(100, total_seconds=10.0)
+  ms = gifs.log_time_durations(100, total_seconds=10.0)
   assert len(ms) == 100
   assert all(d % 10 == 0 and d >= 20 for d in ms)
   assert ms[0] > ms[1] > ms[5] > ms[99] or ms[99] == 20
@@ -105,7 +105,7 @@ def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
     for i in range(3):
       gif.seek(i)
       durations.append(gif.info['duration'])
-  assert durations == viz.log_time_durations(3)
+  assert durations == gifs.log_time_durations(3)
   with Image.open(tmp_path / 'spread.gif') as gif:
     assert gif.n_frames == 3 and gif.size == (600, 600)
   assert [n for n in os.listdir(tmp_path) if n.endswith('.tmp')] == []
@@ -156,7 +156,7 @@ def test_write_gif_from_a_generator_keeps_pixels_and_durations(tmp_path):
 
   stream = lazily()
   path = str(tmp_path / 'x.gif')
-  viz.write_gif(path, stream, [30, 40, 50, 60, 70])
+  gifs.write_gif(path, stream, [30, 40, 50, 60, 70])
   assert handed_out == [0, 1, 2, 3, 4]
   with Image.open(path) as gif:
     assert gif.n_frames == 5
@@ -169,7 +169,36 @@ def test_write_gif_from_a_generator_keeps_pixels_and_durations(tmp_path):
 def test_write_gif_rejects_a_frame_count_that_does_not_match_the_durations(tmp_path):
   frames = [np.zeros((8, 8), np.uint8)] * 3
   with pytest.raises(ValueError, match='3 frames but 4 durations'):
-    viz.write_gif(str(tmp_path / 'a.gif'), iter(frames), [10] * 4)
+    gifs.write_gif(str(tmp_path / 'a.gif'), iter(frames), [10] * 4)
   with pytest.raises(ValueError, match='more frames than the 2 durations'):
-    viz.write_gif(str(tmp_path / 'b.gif'), iter(frames), [10] * 2)
+    gifs.write_gif(str(tmp_path / 'b.gif'), iter(frames), [10] * 2)
   assert os.listdir(tmp_path) == []
+
+
+def test_the_reconstructions_frame_decodes_each_digits_own_posterior():
+  originals = np.zeros((10, 784), np.float32)
+  originals[:, :392] = 1.0  # top half of every digit inked
+  fixed = viz.fixed_frame_inputs(latent_dim=3, seed=0, test_images=originals)
+  seen = {}
+
+  def reconstruct(x, eps):
+    seen['x'], seen['eps'] = np.asarray(x), np.asarray(eps)
+    return np.where(np.asarray(x) > 0.5, 20.0, -20.0).astype(np.float32)  # a perfect reconstruction
+
+  decode = lambda z: np.zeros((len(z), 784), np.float32)  # noqa: E731
+  frames = viz.decode_frames(lambda z: _Array(decode(z)), lambda x, e: _Array(reconstruct(x, e)), fixed)
+  np.testing.assert_array_equal(seen['x'], originals)
+  assert seen['eps'].shape == (10, 3)
+  original_row, reconstructed_row = frames['reconstructions'][:28], frames['reconstructions'][28:56]
+  np.testing.assert_array_equal(original_row, reconstructed_row)
+  assert frames['samples'].shape == (280, 280)
+
+
+class _Array:
+  """Stands in for an eager tensor: the frames call .numpy() on what decode returns."""
+
+  def __init__(self, value):
+    self.value = value
+
+  def numpy(self):
+    return self.value

@@ -10,9 +10,8 @@ The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixel
 their length: magic number, counts, 28x28 images, and exactly as many bytes as the header promises. This check
 comes *before* any large allocation, so a corrupted header that claims billions of images fails at once.
 
-Missing files are downloaded from public mirrors tried in turn, verified against their published SHA-256
-checksums, and written atomically (temporary file, then rename), so an interrupted download never leaves a file
-that looks complete.
+Missing files are downloaded (vae/download.py) from public mirrors tried in turn, verified against their published
+SHA-256 checksums, and written atomically, so an interrupted download never leaves a file that looks complete.
 
 Pixels become float32 intensities in [0, 1]; what the model makes of them is vae/inputs.py's business.
 
@@ -23,39 +22,19 @@ References:
 
 import collections
 import gzip
-import hashlib
 import os
 import struct
-import urllib.error
-import urllib.parse
-import urllib.request
 import zlib
 
 import numpy as np
 
+from vae import download as downloader
 from vae.errors import DataError, DownloadError
-from vae.fileio import temp_file_beside
 from vae.inputs import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension
 
-# Tried in this order. HTTPS only: the bytes are checked against the checksums below anyway, but there is no
-# reason to fetch anything in clear text. CVDF is the mirror TensorFlow uses, ossci-datasets the one torchvision
-# uses; LeCun's own page comes last because it has often been unavailable.
-MIRRORS = (
-    'https://storage.googleapis.com/cvdf-datasets/mnist/',
-    'https://ossci-datasets.s3.amazonaws.com/mnist/',
-    'https://yann.lecun.com/exdb/mnist/',
-)
-
-# Published SHA-256 checksums of the distributed .gz files.
-SHA256 = {
-    'train-images-idx3-ubyte.gz': '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
-    'train-labels-idx1-ubyte.gz': '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
-    't10k-images-idx3-ubyte.gz': '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
-    't10k-labels-idx1-ubyte.gz': 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
-}
 
 # (images file, labels file) for each split, without the .gz suffix.
 SPLITS = {
@@ -179,102 +158,6 @@ def _read_exactly(f, size, name, hint):
   return bytes(buffer)
 
 
-# ------------------------------------------------------------------------------------------------ downloading
-
-
-def download(file_name, data_dir, mirrors=MIRRORS, sha256=None, timeout=30.0):
-  """Downloads `file_name` (e.g. 'train-images-idx3-ubyte.gz') into `data_dir`, verified and atomically.
-
-  Mirrors are tried in turn; a mirror that fails (HTTP error, connection error, truncated body, wrong checksum)
-  is reported and the next one is tried. The bytes go to a temporary file in `data_dir` that is renamed onto the
-  final name only after the checksum matches, so no partial or unverified file is ever left behind.
-
-  Args:
-    file_name: the file to fetch, relative to each mirror URL.
-    data_dir: an existing directory.
-    mirrors: base URLs ending in '/'. Only https:// is accepted, except plain http to the loopback interface,
-      which the tests use.
-    sha256: expected hex digest; defaults to the published one in `SHA256`.
-    timeout: seconds to wait on a silent connection.
-
-  Returns:
-    The path of the verified file.
-
-  Raises:
-    DownloadError: no mirror produced a verified file. The message names every mirror tried and why it failed.
-  """
-  expected = (sha256 or SHA256[file_name]).lower()
-  target = os.path.join(data_dir, file_name)
-  failures = []
-  for mirror in mirrors:
-    url = urllib.parse.urljoin(mirror, file_name)
-    try:
-      _check_url(url)
-      _fetch_verified(url, target, expected, timeout)
-      return target
-    except _MirrorFailure as e:
-      failures.append((url, e))
-  error = DownloadError(f'could not download {file_name}: ' + '; '.join(f'{url} ({e})' for url, e in failures))
-  error.failures = failures
-  raise error
-
-
-class _MirrorFailure(Exception):
-  """Why one mirror did not deliver a file: `reason` is the same for the same fault on every file."""
-
-  def __init__(self, reason, detail=''):
-    super().__init__(reason + (f' {detail}' if detail else ''))
-    self.reason = reason
-
-
-def _check_url(url):
-  parts = urllib.parse.urlsplit(url)
-  loopback = parts.hostname in ('localhost', '127.0.0.1', '::1')
-  if parts.scheme != 'https' and not (parts.scheme == 'http' and loopback):
-    raise _MirrorFailure('refused: only https:// mirrors are used')
-
-
-def _fetch_verified(url, target, expected_sha256, timeout):
-  try:
-    tmp = temp_file_beside(target, suffix='.part')
-  except OSError as e:
-    raise _MirrorFailure(f'cannot write into {os.path.dirname(target) or "."}: {e.strerror or e}') from None
-  try:
-    digest = hashlib.sha256()
-    received = 0
-    with open(tmp, 'wb') as out:
-      try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-          declared = response.headers.get('Content-Length')
-          while True:
-            chunk = response.read(1 << 16)
-            if not chunk:
-              break
-            digest.update(chunk)
-            out.write(chunk)
-            received += len(chunk)
-      except urllib.error.HTTPError as e:
-        raise _MirrorFailure(f'HTTP {e.code}') from None
-      except urllib.error.URLError as e:
-        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
-        raise _MirrorFailure(f'unreachable: {reason}') from None
-      except (OSError, ValueError) as e:  # timeouts, resets, http.client.IncompleteRead
-        raise _MirrorFailure(f'connection failed: {e.__class__.__name__}: {e}') from None
-      if declared is not None and declared.isdigit() and received != int(declared):
-        raise _MirrorFailure('connection closed early', f'after {received} of {declared} bytes')
-      if digest.hexdigest() != expected_sha256:
-        raise _MirrorFailure('checksum mismatch, file discarded')
-      out.flush()
-      os.fsync(out.fileno())
-    os.replace(tmp, target)
-  except BaseException:
-    try:
-      os.remove(tmp)
-    except OSError:
-      pass
-    raise
-
-
 # ------------------------------------------------------------------------------------------------ loading
 
 
@@ -287,7 +170,7 @@ def find_file(data_dir, name):
   return None
 
 
-def ensure_files(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
+def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0):
   """Makes sure all four IDX files are in `data_dir`, downloading the missing ones. Returns {name: path}."""
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise DataError(f'--data_dir {data_dir} is a file; point it at a directory holding (or to hold) the MNIST files')
@@ -307,31 +190,17 @@ def ensure_files(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
   for name in missing:
     gz = name + '.gz'
     try:
-      paths[name] = download(gz, data_dir, mirrors, (checksums or SHA256).get(gz), timeout)
+      checksum = (checksums or downloader.SHA256).get(gz)
+      paths[name] = downloader.download(gz, data_dir, mirrors, checksum, timeout)
     except DownloadError as e:
       failures.extend(e.failures)
   if failures:
     if created and not os.listdir(data_dir):
       os.rmdir(data_dir)  # leave no trace of a download that fetched nothing
     names = ', '.join(n + '.gz' for n in missing)
-    raise DownloadError(f'MNIST could not be downloaded: {_summarize(failures)}. Put {names} into '
+    raise DownloadError(f'MNIST could not be downloaded: {downloader.summarize(failures)}. Put {names} into '
                         f'{os.path.abspath(data_dir)}, or pass --data_dir=DIR pointing at them')
   return paths
-
-
-def _summarize(failures):
-  """[(url, _MirrorFailure)] -> a short account: each distinct reason once, with the mirrors that gave it."""
-  hosts_by_reason = {}
-  for url, failure in failures:
-    hosts = hosts_by_reason.setdefault(failure.reason, [])
-    host = urllib.parse.urlsplit(url).netloc
-    if host not in hosts:
-      hosts.append(host)
-  reasons = list(hosts_by_reason)
-  if len(reasons) == 1 and reasons[0].startswith('unreachable: '):
-    return f'no mirror could be reached ({reasons[0][len("unreachable: "):]})'
-  return 'no mirror delivered it (' + '; '.join(f'{reason} from {", ".join(hosts)}'
-                                                 for reason, hosts in hosts_by_reason.items()) + ')'
 
 
 def load_split(images_path, labels_path):
@@ -348,7 +217,7 @@ def load_split(images_path, labels_path):
   return pixels, labels
 
 
-def load_mnist(data_dir, mirrors=MIRRORS, checksums=None, timeout=30.0):
+def load_mnist(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0):
   """Loads MNIST from `data_dir`, downloading whatever is missing. Returns a `Dataset` of numpy arrays."""
   paths = ensure_files(data_dir, mirrors, checksums, timeout)
   train = load_split(*(paths[n] for n in SPLITS['train']))

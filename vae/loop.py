@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import evaluate, idx, inputs, networks, rundir, train as train_lib, viz
+from vae import evaluate, gifs, idx, inputs, networks, rundir, train as train_lib, viz
 from vae.config import Config
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
@@ -221,7 +221,7 @@ def _train_locked(config, paths, handover, flag_values, log):
     log('wrote ' + ', '.join(written))
   with timer('loss curve and export'):
     if rows:
-      viz.save_png(paths.loss_curve, viz.plot_metrics(rows))
+      gifs.save_png(paths.loss_curve, viz.plot_metrics(rows))
     rundir.export_model(model, paths.export)
   log(f'exported the encoder and decoder to {paths.export}/')
   with timer('final log-likelihood estimate'):

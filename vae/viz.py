@@ -16,9 +16,7 @@ With latent_dim > 2 a grid over z no longer makes sense, so three frames are dra
   fixed posterior sample each.
 
 At the end each kind of frame becomes a gif (`spread.gif`, `canvas.gif`, or `samples.gif`,
-`reconstructions.gif`). The canvas gif runs in *log time*, as the original
-did: the decoder changes most in the first epochs, so frame i is shown for a time proportional to
-log(i + 2) - log(i + 1), and the first few epochs get as much screen time as the last fifty.
+`reconstructions.gif`; vae/gifs.py), the canvas in log time as in the original.
 
 The inputs of the decoded frames (the grid, the prior draws, the test digits and their posterior noise) are
 drawn once, before training (`fixed_frame_inputs`), and each kind is decoded in one batch (`decode_frames`).
@@ -26,20 +24,18 @@ Everything except `SpreadPlot` is a pure numpy helper, testable without a displa
 backend (no window), and the single spread figure is reused for every frame and closed at the end.
 """
 
-import io
 import os
 
-import imageio.v3 as iio
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from vae import streams  # noqa: E402
+from vae.gifs import frame_path, gif_from_frames, log_time_durations, save_png  # noqa: E402
 from vae.inputs import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
-from vae.fileio import ensure_writable_dir, write_bytes_atomic  # noqa: E402
+from vae.fileio import ensure_writable_dir  # noqa: E402
 
 SPREAD_LIMIT = 5.0    # the spread plot shows [-5, 5]^2
 CANVAS_SIZE = 15      # a 15x15 grid of decoded digits
@@ -140,66 +136,6 @@ def class_centroids(points, labels):
   """{digit: mean point} over the digits present in `labels`. points [N, 2], labels [N]."""
   return {int(d): points[labels == d].mean(axis=0) for d in np.unique(labels)}
 
-
-def log_time_durations(num_frames, total_seconds=10.0, min_ms=20):
-  """Per-frame durations in milliseconds that play the frames in log time.
-
-  Frame i lasts proportionally to log(i + 2) - log(i + 1). Durations are whole multiples of 10 ms (the GIF
-  format's unit) and at least `min_ms`, because browsers show faster frames at 100 ms instead.
-  """
-  edges = np.log(np.arange(1, num_frames + 2, dtype=np.float64))
-  seconds = total_seconds * np.diff(edges) / edges[-1]
-  return [max(min_ms, int(round(s * 100.0)) * 10) for s in seconds]
-
-
-def frame_path(directory, epoch):
-  return os.path.join(directory, f'epoch_{epoch:04d}.png')
-
-
-def save_png(path, image):
-  """Writes a uint8 image ([H, W] grey or [H, W, 3] RGB) as a PNG, atomically."""
-  write_bytes_atomic(path, iio.imwrite('<bytes>', np.asarray(image, dtype=np.uint8), extension='.png'))
-
-
-def write_gif(path, frames, durations_ms):
-  """Writes frames (an iterable of same-shape uint8 images) as a looping gif, atomically.
-
-  The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
-  pixel), so a generator that reads the frames from disk keeps a 100-frame gif's memory at a fraction of the
-  RGB frames' size.
-  """
-  durations = [int(d) for d in durations_ms]
-  count = 0
-
-  def pil_images():
-    nonlocal count
-    for frame in frames:
-      count += 1
-      if count > len(durations):
-        raise ValueError(f'more frames than the {len(durations)} durations')
-      yield Image.fromarray(np.asarray(frame, dtype=np.uint8))
-
-  images = pil_images()
-  head = next(images, None)
-  if head is None:
-    raise ValueError('no frames')
-  buffer = io.BytesIO()
-  if len(durations) == 1:
-    # Pillow wants a plain number, not a one-element list, for a single frame.
-    head.save(buffer, format='GIF', duration=durations[0], loop=0)
-    for _ in images:  # only to count (and refuse) any further frames
-      pass
-  else:
-    head.save(buffer, format='GIF', save_all=True, append_images=images, duration=durations, loop=0)
-  if count != len(durations):
-    raise ValueError(f'{count} frames but {len(durations)} durations')
-  write_bytes_atomic(path, buffer.getvalue())
-
-
-def gif_from_frames(path, frame_dir, epochs, durations_ms):
-  """Assembles the PNG frames of epochs 1..`epochs` in `frame_dir` into a gif at `path`, one frame at a time."""
-  frames = (iio.imread(frame_path(frame_dir, epoch)) for epoch in range(1, epochs + 1))
-  write_gif(path, frames, durations_ms)
 
 
 def plot_metrics(rows):
