@@ -17,7 +17,7 @@ reached 4.) numpy draws use `numpy_generator`, whose seed sequence takes the tri
 | 2   | evaluation noise eps   | 0 (one draw per run)         | evaluate.py         |
 | 3   | IWAE samples           | chunk (image offset, sample) | evaluate.py         |
 | 4   | dynamic binarisation   | the step                     | train.py            |
-| 5   | static binarisation    | 0 training set, 1 test set   | data_prep.py        |
+| 5   | static binarisation    | 0 training set, 1 test set   | inputs.py           |
 | 6   | frame inputs           | 0 prior samples, 1 posterior | viz.py              |
 
 Weight initialisation (Keras's seeded initialisers) and the minibatch order (tf.data's seeded shuffle) derive

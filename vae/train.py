@@ -82,12 +82,14 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
   function of its number), runs the S steps one after the other and returns their losses, float32 [S].
 
   Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
-  the two dozen variables, returning the loss), which is a noticeable share of a small model's step. The S
-  steps are unrolled when the function is traced (once per distinct S), so the graph holds S copies of the step
-  in program order: step s sees exactly the batch, noise and parameters it would see if called on its own.
-  (An on-graph `tf.while_loop` would be the shorter graph, but without XLA TensorFlow runs the independent ops
-  of its body concurrently, and the convolution gradients then differ in their last bits from run to run, so
-  `--seed` would no longer repeat a run; see the README's "Reproducibility".)
+  the two dozen variables, returning the loss), which is a noticeable share of a small model's step. Step s
+  sees exactly the batch, noise and parameters it would see if called on its own, in either form of the loop:
+
+  * with XLA, an on-graph loop (`tf.range` under autograph), which XLA compiles into one sequential program;
+  * without XLA, a Python loop unrolled when the function is traced (once per distinct S), so that the graph
+    holds S copies of the step in program order. An on-graph loop would be the shorter graph, but TensorFlow's
+    executor runs the independent ops of a loop body concurrently, and the convolution gradients then differ in
+    their last bits from run to run, so `--seed` would no longer repeat a run (README, "Reproducibility").
   """
   optimizer.build(model.trainable_variables)
   latent_dim = model.latent_dim
@@ -99,18 +101,23 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
     if scale is not None:
       x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
     if dynamic_binarization:
-      uniform = tf.random.stateless_uniform(tf.shape(x), seed=streams.key(seed, streams.DYNAMIC_BINARIZATION, step))
-      x = tf.cast(uniform < x, tf.float32)                       # [B, 784] binary
+      key = streams.key(seed, streams.DYNAMIC_BINARIZATION, step)
+      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, tf.float32)   # [B, 784] binary
     return x
+
+  def one_step(batch_indices, step):
+    eps = train_noise(seed, step, batch_size, latent_dim)                     # [B, latent_dim]
+    return train_step(model, optimizer, batch(batch_indices, step), eps)
 
   @tf.function(jit_compile=jit_compile)
   def compiled_steps(indices, first_step):
-    losses = []
-    for s in range(indices.shape[0]):                            # a Python loop: unrolled at trace time
-      step = first_step + s
-      eps = train_noise(seed, step, batch_size, latent_dim)      # [B, latent_dim]
-      losses.append(train_step(model, optimizer, batch(indices[s], step), eps))
-    return tf.stack(losses)                                      # [S]
+    if jit_compile:  # XLA makes the on-graph loop one sequential program, compiled far faster than S copies
+      losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
+      for s in tf.range(tf.shape(indices)[0]):
+        losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))
+      return losses.stack()                                                   # [S]
+    # Without XLA: a Python loop, unrolled at trace time into S copies of the step in program order.
+    return tf.stack([one_step(indices[s], first_step + s) for s in range(indices.shape[0])])   # [S]
 
   def train_steps(indices, first_step):
     # Tensors, not Python numbers: a new Python step number would otherwise trace (and compile) again.
