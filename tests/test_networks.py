@@ -46,10 +46,10 @@ def test_unknown_architecture_is_rejected_with_the_known_names():
 
 
 def test_a_new_architecture_is_one_builder_plus_one_registry_entry(monkeypatch):
-  def tiny_decoder(latent_dim):
+  def tiny_decoder(latent_dim, image_shape):
     import keras
     z = keras.Input((latent_dim,))
-    return keras.Model(z, keras.layers.Dense(784)(z))
+    return keras.Model(z, keras.layers.Dense(int(np.prod(image_shape)))(z))
 
   monkeypatch.setitem(networks.DECODERS, 'tiny', tiny_decoder)
   model = VAE(networks.build_encoder('fc', 3), networks.build_decoder('tiny', 3))
@@ -59,3 +59,14 @@ def test_a_new_architecture_is_one_builder_plus_one_registry_entry(monkeypatch):
 def test_mismatched_latent_sizes_are_refused():
   with pytest.raises(ValueError, match='encoder produces 2-d codes but the decoder expects 3-d'):
     VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 3))
+
+
+@pytest.mark.parametrize('architecture', ['fc', 'conv'])
+@pytest.mark.parametrize('image_shape', [(28, 28, 1), (32, 32, 3), (32, 32, 1)])
+def test_both_architectures_take_the_data_sets_image_shape(architecture, image_shape):
+  values = int(np.prod(image_shape))
+  encoder = networks.build_encoder(architecture, 4, image_shape)
+  decoder = networks.build_decoder(architecture, 4, image_shape)
+  mean, log_var = encoder(np.zeros((2, values), np.float32))
+  assert mean.shape == (2, 4) and log_var.shape == (2, 4)
+  assert decoder(np.zeros((2, 4), np.float32)).shape == (2, values)

@@ -54,7 +54,7 @@ def reference_run(tmp_path_factory):
 def test_a_run_writes_every_research_output(reference_run):
   _, out = reference_run
   with open(os.path.join(out, 'metrics.csv')) as f:
-    assert f.readline().strip() == 'epoch,step,train_loss,test_elbo,test_rate,test_distortion,seconds'
+    assert f.readline().strip() == 'dataset,epoch,step,train_loss,test_elbo,test_rate,test_distortion,seconds'
   assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])

@@ -83,7 +83,7 @@ def test_spread_plot_labels_each_digit_at_its_centroid():
   plot.render(centres[labels] + np.random.default_rng(0).normal(scale=0.1, size=(60, 2)), epoch=2)
   for digit, centre in enumerate(centres):
     where = plot.axes.transData.transform(centre)                    # the centroid, in pixels
-    box = plot.digit_labels[digit].get_window_extent()                # the drawn label, in pixels
+    box = plot.class_labels[digit].get_window_extent()                # the drawn label, in pixels
     assert box.x0 - 2 < where[0] < box.x1 + 2 and box.y0 - 2 < where[1] < box.y1 + 2, (digit, where, box)
   plot.close()
 

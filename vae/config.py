@@ -25,3 +25,4 @@ class Config:
   eval_k: int = 100
   binarize: str = 'none'
   fresh: bool = False
+  dataset: str = 'mnist'      # with data_dir '../mnist'; other data sets default to their own directory

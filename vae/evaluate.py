@@ -59,12 +59,12 @@ def make_evaluator(model, batch_size=2000):
 
 
 def log_importance_weights(model, x, eps):
-  """log w for images x [B, 784] and noise eps [S, B, d]; returns [S, B]."""
+  """log w for images x [B, D] and noise eps [S, B, d]; returns [S, B]."""
   mean, log_var = model.encode(x)                                     # [B, d] each
   z = reparameterize(mean, log_var, eps)                              # [S, B, d] (broadcast over S)
   num_samples, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-  logits = model.decode(tf.reshape(z, [num_samples * batch, -1]))     # [S*B, 784]
-  x_tiled = tf.tile(x, [num_samples, 1])                              # [S*B, 784]
+  logits = model.decode(tf.reshape(z, [num_samples * batch, -1]))     # [S*B, D]
+  x_tiled = tf.tile(x, [num_samples, 1])                              # [S*B, D]
   log_likelihood = -tf.reshape(distortion(x_tiled, logits), [num_samples, batch])   # [S, B]
   log_prior_over_posterior = 0.5 * tf.reduce_sum(tf.square(eps) - tf.square(z) + log_var, axis=-1)   # [S, B]
   return log_likelihood + log_prior_over_posterior
@@ -75,7 +75,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
 
   Args:
     model: a `vae.model.VAE`.
-    images: float32 [N, 784].
+    images: float32 [N, D].
     k: importance samples per image.
     seed: noise seed; the estimate is a deterministic function of (model, images, k, seed).
     batch_size: images per chunk.

@@ -1,11 +1,11 @@
-"""Infrastructure, skip on a first reading: find, download, validate and parse MNIST's four IDX files.
+"""Infrastructure, skip on a first reading: find, download, validate and parse a data set's four IDX files.
 
 The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixels:
 
     images: magic 0x00000803, int32 count, int32 rows, int32 cols, then count*rows*cols bytes
     labels: magic 0x00000801, int32 count,                          then count bytes (0..9)
 
-`data_dir` holds the files either gzipped (`train-images-idx3-ubyte.gz`, as distributed) or uncompressed
+MNIST and Fashion-MNIST (`SOURCES`) share the layout and the file names. `data_dir` holds the files either gzipped (`train-images-idx3-ubyte.gz`, as distributed) or uncompressed
 (`train-images-idx3-ubyte`). Files already on disk are trusted only after their header has been checked against
 their length: magic number, counts, 28x28 images, and exactly as many bytes as the header promises. This check
 comes *before* any large allocation, so a corrupted header that claims billions of images fails at once.
@@ -30,7 +30,7 @@ import numpy as np
 
 from vae import download as downloader
 from vae.errors import DataError, DownloadError
-from vae.inputs import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from vae.inputs import DIGITS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS, Dataset
 
 IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension
@@ -49,8 +49,13 @@ FILE_NAMES = tuple(name for pair in SPLITS.values() for name in pair)
 _MAX_DEFLATE_RATIO = 1032
 _READ_CHUNK = 1 << 22  # 4 MiB
 
-Dataset = collections.namedtuple('Dataset', ['train_images', 'train_labels', 'test_images', 'test_labels'])
-Dataset.__doc__ = """MNIST in memory: images float32 [N, 784] in [0, 1], labels uint8 [N]."""
+IdxSource = collections.namedtuple('IdxSource', ['title', 'mirrors', 'sha256', 'class_names'])
+SOURCES = {
+    'mnist': IdxSource('MNIST', downloader.MIRRORS, downloader.SHA256, DIGITS),
+    'fashion_mnist': IdxSource('Fashion-MNIST', downloader.FASHION_MNIST_MIRRORS, downloader.FASHION_MNIST_SHA256,
+                               ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker',
+                                'Bag', 'Ankle boot')),
+}
 
 
 # ------------------------------------------------------------------------------------------------ IDX parsing
@@ -170,10 +175,11 @@ def find_file(data_dir, name):
   return None
 
 
-def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0):
+def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0, title='MNIST'):
   """Makes sure all four IDX files are in `data_dir`, downloading the missing ones. Returns {name: path}."""
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-    raise DataError(f'--data_dir {data_dir} is a file; point it at a directory holding (or to hold) the MNIST files')
+    raise DataError(f'--data_dir {data_dir} is a file; point it at a directory holding (or to hold) the {title} '
+                    f'files')
   paths = {name: find_file(data_dir, name) for name in FILE_NAMES}
   missing = [name for name, path in paths.items() if path is None]
   if not missing:
@@ -184,7 +190,7 @@ def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=3
   except OSError as e:
     raise DataError(f'cannot create data directory {data_dir}: {e.strerror or e}') from None
   if not os.access(data_dir, os.W_OK):
-    raise DataError(f'data directory {data_dir} is not writable, so the missing MNIST files cannot be '
+    raise DataError(f'data directory {data_dir} is not writable, so the missing {title} files cannot be '
                     f'downloaded into it')
   failures = []
   for name in missing:
@@ -198,7 +204,7 @@ def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=3
     if created and not os.listdir(data_dir):
       os.rmdir(data_dir)  # leave no trace of a download that fetched nothing
     names = ', '.join(n + '.gz' for n in missing)
-    raise DownloadError(f'MNIST could not be downloaded: {downloader.summarize(failures)}. Put {names} into '
+    raise DownloadError(f'{title} could not be downloaded: {downloader.summarize(failures)}. Put {names} into '
                         f'{os.path.abspath(data_dir)}, or pass --data_dir=DIR pointing at them')
   return paths
 
@@ -217,12 +223,21 @@ def load_split(images_path, labels_path):
   return pixels, labels
 
 
-def load_mnist(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0):
-  """Loads MNIST from `data_dir`, downloading whatever is missing. Returns a `Dataset` of numpy arrays."""
-  paths = ensure_files(data_dir, mirrors, checksums, timeout)
+def load(name, data_dir, mirrors=None, checksums=None, timeout=30.0):
+  """Loads the IDX data set `name` (a key of `SOURCES`) from `data_dir`, downloading whatever is missing.
+
+  Returns a `vae.inputs.Dataset` of numpy arrays; `mirrors` and `checksums` replace the source's own (tests).
+  """
+  source = SOURCES[name]
+  paths = ensure_files(data_dir, mirrors or source.mirrors, checksums or source.sha256, timeout, source.title)
   train = load_split(*(paths[n] for n in SPLITS['train']))
   test = load_split(*(paths[n] for n in SPLITS['test']))
-  return Dataset(train[0], train[1], test[0], test[1])
+  return Dataset(train[0], train[1], test[0], test[1], name=name, class_names=source.class_names)
+
+
+def load_mnist(data_dir, mirrors=None, checksums=None, timeout=30.0):
+  """`load('mnist', ...)`."""
+  return load('mnist', data_dir, mirrors, checksums, timeout)
 
 
 def write_idx(path, array):

@@ -1,7 +1,8 @@
-"""The model's inputs: image constants, the pixel targets (grey or binarised), and the minibatch order.
+"""The model's inputs: the images of a data set, the pixel targets (grey or binarised), and the minibatch order.
 
-An MNIST image is 28x28 grey pixels, flattened to a vector x of 784 intensities in [0, 1]; every network and
-loss in this package sees it in that form, x [B, 784].
+An image of shape (H, W, C) is flattened to a vector x of D = H*W*C intensities in [0, 1], in row-major order
+(row, column, channel); every network and loss in this package sees it in that form, x [B, D]. For MNIST
+H, W, C = 28, 28, 1 and D = 784. The convolutional networks reshape x back to (H, W, C).
 
 Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli distributions, one per pixel:
 
@@ -20,17 +21,33 @@ References:
       https://arxiv.org/abs/1509.00519
 """
 
+import collections
+
 import numpy as np
 
 from vae import streams
 
-IMAGE_SIZE = 28
-NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 784
-NUM_CLASSES = 10
+MNIST_SHAPE = (28, 28, 1)
+IMAGE_SIZE = 28                # MNIST's height and width
+NUM_PIXELS = 28 * 28           # 784
+DIGITS = tuple(str(d) for d in range(10))
+NUM_CLASSES = len(DIGITS)
+
+Dataset = collections.namedtuple('Dataset', ['train_images', 'train_labels', 'test_images', 'test_labels',
+                                             'image_shape', 'class_names', 'name'],
+                                 defaults=(MNIST_SHAPE, DIGITS, 'mnist'))
+Dataset.__doc__ = """A data set in memory: images float32 [N, D] in [0, 1], labels integer [N] indexing `class_names`,
+`image_shape` (H, W, C) with H*W*C = D, and the data set's `name`."""
+
+
+def num_values(image_shape):
+  """D = H*W*C, the length of a flattened image."""
+  height, width, channels = image_shape
+  return height * width * channels
 
 
 def binarized(images, seed, counter):
-  """A fixed binarised copy of float images [N, 784]: pixel = 1 with probability equal to its intensity."""
+  """A fixed binarised copy of float images [N, D]: value = 1 with probability equal to its intensity."""
   rng = streams.numpy_generator(seed, streams.STATIC_BINARIZATION, counter)
   return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
@@ -51,7 +68,7 @@ def train_batches(num_examples, batch_size, seed, start_step=0):
   """An endless tf.data stream of shuffled index batches into the training set, each int32 [batch_size].
 
   The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step: moving
-  784 floats per image through tf.data would cost more than the fc model's whole forward pass. `start_step`
+  D floats per image through tf.data would cost more than the fc model's whole forward pass. `start_step`
   skips that many batches, so a resumed run continues the exact sequence of an uninterrupted one; skipping
   replays only the cheap index shuffle, which is far cheaper than saving the shuffle buffer in every checkpoint.
   """

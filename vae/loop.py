@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import evaluate, gifs, idx, inputs, networks, rundir, train as train_lib, viz
+from vae import datasets, evaluate, gifs, inputs, networks, rundir, train as train_lib, viz
 from vae.config import Config
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
@@ -48,19 +48,19 @@ def use_xla(encoder_architecture, decoder_architecture):
   return encoder_architecture == 'fc' and decoder_architecture == 'fc'
 
 
-def build_model(config):
+def build_model(config, image_shape=inputs.MNIST_SHAPE):
   keras.utils.set_random_seed(config.seed)  # Weight initialisation derives from the seed.
-  encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim)
-  decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim)
+  encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim, image_shape)
+  decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim, image_shape)
   return VAE(encoder, decoder)
 
 
 class Trainer:
   """The model, its optimiser and step function, and the checkpoint that holds all their state."""
 
-  def __init__(self, config, train_images, checkpoint_dir):
+  def __init__(self, config, train_images, checkpoint_dir, image_shape=inputs.MNIST_SHAPE):
     self.config = config
-    self.model = build_model(config)
+    self.model = build_model(config, image_shape)
     self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
     self.train_steps = train_lib.make_train_steps(
         self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
@@ -131,20 +131,21 @@ def train(config, flag_values=None, log=print):
   """
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
-  mnist = idx.load_mnist(config.data_dir)
-  log(f'MNIST from {config.data_dir}: {len(mnist.train_images):,} training and {len(mnist.test_images):,} '
-      f'test images, binarize={config.binarize}')
+  dataset = datasets.load(config.dataset, config.data_dir)
+  log(f'{dataset.name} from {config.data_dir}: {len(dataset.train_images):,} training and '
+      f'{len(dataset.test_images):,} test images of {"x".join(map(str, dataset.image_shape))}, '
+      f'binarize={config.binarize}')
   ensure_writable_dir(config.output_dir)
   # Handed over in a one-item list so that this frame holds no reference: the float training images can then
   # be freed once the training step holds its compact copy.
-  handover = [mnist]
-  del mnist
+  handover = [dataset]
+  del dataset
   with RunLock(config.output_dir):
     return _train_locked(config, paths, handover, flag_values or dataclasses.asdict(config), log)
 
 
 def _train_locked(config, paths, handover, flag_values, log):
-  mnist = handover.pop()
+  dataset = handover.pop()
   if config.fresh:
     rundir.clear_run(paths)
   elif tf.train.latest_checkpoint(paths.checkpoints):
@@ -153,10 +154,10 @@ def _train_locked(config, paths, handover, flag_values, log):
   # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
   tf.config.experimental.enable_op_determinism()
 
-  train_images, test_images = inputs.prepare_images(mnist, config.binarize, config.seed)
-  trainer = Trainer(config, train_images, paths.checkpoints)
+  train_images, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
+  trainer = Trainer(config, train_images, paths.checkpoints, dataset.image_shape)
   del train_images
-  mnist = mnist._replace(train_images=None)
+  dataset = dataset._replace(train_images=None)
   model = trainer.model
   done = trainer.restore()
   if done:
@@ -170,7 +171,8 @@ def _train_locked(config, paths, handover, flag_values, log):
   test = None  # the last epoch's test terms, reused by the final evaluation
   if config.do_viz:
     num_spread = min(viz.NUM_SPREAD_POINTS, len(test_images))
-    frames = viz.EpochFrames(config.output_dir, mnist.test_labels[:num_spread], config.latent_dim)
+    frames = viz.EpochFrames(config.output_dir, dataset.test_labels[:num_spread], config.latent_dim,
+                             dataset.class_names)
     fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, test_images)
     decode = tf.function(model.decode, reduce_retracing=True)
     reconstruct = tf.function(lambda x, eps: model.decode(reparameterize(*model.encode(x), eps)),
@@ -186,7 +188,7 @@ def _train_locked(config, paths, handover, flag_values, log):
         train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
       with timer('test evaluation'):
         test = evaluate_fn(test_images, eval_eps)
-      last = {'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
+      last = {'dataset': dataset.name, 'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
               'test_distortion': float(test['distortion'].mean()), 'seconds': time.perf_counter() - started}
       log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
@@ -195,15 +197,15 @@ def _train_locked(config, paths, handover, flag_values, log):
       grids = {}
       if frames:
         with timer('frame rendering'):
-          grids = viz.decode_frames(decode, reconstruct, fixed_inputs)
+          grids = viz.decode_frames(decode, reconstruct, fixed_inputs, dataset.image_shape)
           frames.write(epoch, test['mean'][:num_spread], grids)
       with timer('metrics and summaries'):
         rundir.write_metrics(paths.metrics, rows)
         with summaries.as_default(step=last['step']):
-          for key in rundir.METRICS_HEADER[2:6]:
+          for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion'):
             tf.summary.scalar(key, last[key])
-          for kind, image in grids.items():
-            tf.summary.image(kind, image[None, :, :, None])
+          for kind, image in grids.items():  # [1, H, W, 1] grey or [1, H, W, 3] colour
+            tf.summary.image(kind, image.reshape(1, image.shape[0], image.shape[1], -1))
       with timer('checkpointing'):
         trainer.save()
   except KeyboardInterrupt:
@@ -244,7 +246,7 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
   if elbo is None:
     elbo = evaluate_fn(test_images, eval_eps)
   log_likelihood = evaluate.iwae_log_likelihood(model, test_images, config.eval_k, config.seed)
-  result = {'test_elbo': float(elbo['elbo'].mean()), 'test_rate': float(elbo['rate'].mean()),
+  result = {'dataset': config.dataset, 'test_elbo': float(elbo['elbo'].mean()), 'test_rate': float(elbo['rate'].mean()),
             'test_distortion': float(elbo['distortion'].mean()),
             'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
             'binarize': config.binarize, 'num_test_images': len(test_images),
@@ -263,9 +265,9 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   fields = {f.name for f in dataclasses.fields(Config)}
   config = dataclasses.replace(Config(**{k: v for k, v in saved.items() if k in fields}), eval_k=eval_k,
                                data_dir=data_dir or saved.get('data_dir', Config.data_dir), output_dir=output_dir)
-  mnist = idx.load_mnist(config.data_dir)
-  _, test_images = inputs.prepare_images(mnist, config.binarize, config.seed)
-  model = build_model(config)
+  dataset = datasets.load(config.dataset, config.data_dir)
+  _, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
+  model = build_model(config, dataset.image_shape)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
   latest = tf.train.latest_checkpoint(paths.checkpoints)
   try:  # Only the networks and the step are needed; the optimiser state is left alone.

@@ -3,7 +3,7 @@
 Generative model and approximate posterior (Kingma & Welling [1]):
 
     p(z)   = N(0, I)                                   standard normal prior, z in R^latent_dim
-    p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns 784 logits
+    p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns D logits
     q(z|x) = N(mu(x), diag(sigma^2(x)))                encoder returns mu and log sigma^2
 
 For every image the ELBO bounds the log-likelihood from below. Multiply and divide by q(z|x) inside the integral,
@@ -27,6 +27,9 @@ Pixels: the original script used the grey levels x_i in [0, 1] directly as Berno
 and so does this default. With grey targets -log p(x|z) is the binary cross-entropy, which is not a normalised
 likelihood (its minimum is the pixel entropy, not 0), so the numbers are not comparable with published
 log-likelihoods on binarised MNIST.
+
+x is an image flattened to D values in [0, 1] (D = 784 for MNIST's 28x28 grey pixels; for colour images each of the
+three channels of a pixel is a Bernoulli variable of its own, see vae/inputs.py).
 
 All loss terms are pure per-example functions of tensors; the `VAE` class only wires encoder and decoder to them.
 
@@ -66,8 +69,8 @@ def distortion(x, logits):
   that has rounded to 0 or 1, so it stays finite for any logits.
 
   Args:
-    x: [B, 784] targets in [0, 1] (grey levels or binarised pixels).
-    logits: [B, 784] decoder outputs.
+    x: [B, D] targets in [0, 1] (grey levels or binarised pixels).
+    logits: [B, D] decoder outputs.
   Returns:
     [B]
   """
@@ -94,23 +97,23 @@ class VAE(tf.Module):
     return self.encoder.trainable_variables + self.decoder.trainable_variables
 
   def encode(self, x, training=False):
-    """x [B, 784] -> (mean [B, latent_dim], log_var [B, latent_dim])."""
+    """x [B, D] -> (mean [B, latent_dim], log_var [B, latent_dim])."""
     mean, log_var = self.encoder(x, training=training)
     return mean, log_var
 
   def decode(self, z, training=False):
-    """z [B, latent_dim] -> Bernoulli logits [B, 784]."""
+    """z [B, latent_dim] -> Bernoulli logits [B, D]."""
     return self.decoder(z, training=training)
 
   def terms(self, x, eps, training=False):
-    """The per-example ELBO terms for images x [B, 784] with posterior noise eps [B, latent_dim].
+    """The per-example ELBO terms for images x [B, D] with posterior noise eps [B, latent_dim].
 
     Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior `mean` [B, latent_dim]
     (the spread plot draws it).
     """
     mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
-    logits = self.decode(z, training=training)                # [B, 784]
+    logits = self.decode(z, training=training)                # [B, D]
     kl = rate(mean, log_var)                                  # [B]
     nll = distortion(x, logits)                               # [B]
     return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean}

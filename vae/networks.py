@@ -1,24 +1,25 @@
 """Encoder and decoder networks: the two halves of the VAE, as Keras 3 models.
 
-An *encoder* maps a batch of flattened images x [B, 784] to the parameters of the approximate posterior
+An *encoder* maps a batch of flattened images x [B, D] (D = H*W*C, 784 for MNIST) to the parameters of the approximate posterior
 q(z|x) = N(mean, diag(exp(log_var))): two tensors `mean` and `log_var`, each [B, latent_dim]. Predicting the log
 of the variance keeps the variance positive without a constraint and keeps gradients well scaled.
 
-A *decoder* maps latent codes z [B, latent_dim] to the 784 Bernoulli *logits* of p(x|z), one per pixel. Returning
+A *decoder* maps latent codes z [B, latent_dim] to the D Bernoulli *logits* of p(x|z), one per pixel value. Returning
 logits rather than probabilities lets the loss use the numerically stable sigmoid cross-entropy (see model.py).
 
 Both architectures of the original script are here, with its layer sizes and ReLU hidden units; any encoder works
 with any decoder, since they only meet at z:
 
-    fc encoder    784 -> 500 -> 500 -> 200 -> 2*latent_dim
-    fc decoder    latent_dim -> 200 -> 500 -> 500 -> 784
-    conv encoder  28x28x1 -> conv 32 5x5/2 -> conv 64 5x5/2 -> conv 128 3x3/2 -> flatten -> 500 -> 200
-                  -> 2*latent_dim
+    fc encoder    D -> 500 -> 500 -> 200 -> 2*latent_dim                          (any image shape)
+    fc decoder    latent_dim -> 200 -> 500 -> 500 -> D
+    conv encoder  HxWxC -> conv 32 5x5/2 -> conv 64 5x5/2 -> conv 128 3x3/2 (4x4) -> flatten -> 500 -> 200
+                  -> 2*latent_dim                                        (28x28 or 32x32, 1 or 3 channels)
     conv decoder  z as 1x1xlatent_dim -> deconv 128 3x3 valid (3x3) -> deconv 64 5x5 valid (7x7)
-                  -> deconv 32 5x5/2 (14x14) -> deconv 1 5x5/2 (28x28) -> 784 logits
+                  -> deconv 32 5x5/2 (14x14) -> deconv C 5x5/2 (28x28) -> D logits
+                  for 32x32: deconv 128 4x4 valid (4x4) -> deconv 64 5x5/2 (8x8) -> 16x16 -> 32x32
 
-To add an architecture, write one builder `def my_encoder(latent_dim) -> keras.Model` (or decoder) and add it to
-`ENCODERS` (or `DECODERS`) under a new name; `--encoder_architecture=<name>` then selects it.
+To add an architecture, write one builder `def my_encoder(latent_dim, image_shape) -> keras.Model` (or decoder)
+and add it to `ENCODERS` (or `DECODERS`) under a new name; `--encoder_architecture=<name>` then selects it.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
@@ -27,7 +28,10 @@ References:
 import keras
 from keras import layers
 
-from vae.inputs import IMAGE_SIZE, NUM_PIXELS
+from vae.inputs import MNIST_SHAPE, num_values
+
+CONV_SIZES = (28, 32)      # the image heights (= widths) the conv networks are laid out for
+CONV_CHANNELS = (1, 3)
 
 
 def _split_into_mean_and_log_var(params):
@@ -36,9 +40,9 @@ def _split_into_mean_and_log_var(params):
   return [mean, log_var]
 
 
-def fc_encoder(latent_dim):
-  """Fully connected encoder: 784 -> 500 -> 500 -> 200 -> (mean, log_var)."""
-  x = keras.Input(shape=(NUM_PIXELS,), name='x')                     # [B, 784]
+def fc_encoder(latent_dim, image_shape=MNIST_SHAPE):
+  """Fully connected encoder: D -> 500 -> 500 -> 200 -> (mean, log_var)."""
+  x = keras.Input(shape=(num_values(image_shape),), name='x')        # [B, D]
   h = layers.Dense(500, activation='relu')(x)                         # [B, 500]
   h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
   h = layers.Dense(200, activation='relu')(h)                         # [B, 200]
@@ -46,20 +50,20 @@ def fc_encoder(latent_dim):
   return keras.Model(x, _split_into_mean_and_log_var(params), name='fc_encoder')
 
 
-def fc_decoder(latent_dim):
-  """Fully connected decoder: latent_dim -> 200 -> 500 -> 500 -> 784 logits."""
+def fc_decoder(latent_dim, image_shape=MNIST_SHAPE):
+  """Fully connected decoder: latent_dim -> 200 -> 500 -> 500 -> D logits."""
   z = keras.Input(shape=(latent_dim,), name='z')                      # [B, latent_dim]
   h = layers.Dense(200, activation='relu')(z)                         # [B, 200]
   h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
   h = layers.Dense(500, activation='relu')(h)                         # [B, 500]
-  logits = layers.Dense(NUM_PIXELS, name='logits')(h)                 # [B, 784]
+  logits = layers.Dense(num_values(image_shape), name='logits')(h)    # [B, D]
   return keras.Model(z, logits, name='fc_decoder')
 
 
-def conv_encoder(latent_dim):
+def conv_encoder(latent_dim, image_shape=MNIST_SHAPE):
   """Convolutional encoder: three strided convolutions, then 500 -> 200 -> (mean, log_var)."""
-  x = keras.Input(shape=(NUM_PIXELS,), name='x')                                      # [B, 784]
-  h = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(x)                                   # [B, 28, 28, 1]
+  x = keras.Input(shape=(num_values(image_shape),), name='x')                         # [B, D]
+  h = layers.Reshape(image_shape)(x)                                                   # [B, 28, 28, 1] for MNIST
   h = layers.Conv2D(32, 5, strides=2, padding='same', activation='relu')(h)           # [B, 14, 14, 32]
   h = layers.Conv2D(64, 5, strides=2, padding='same', activation='relu')(h)           # [B, 7, 7, 64]
   h = layers.Conv2D(128, 3, strides=2, padding='same', activation='relu')(h)          # [B, 4, 4, 128]
@@ -70,15 +74,20 @@ def conv_encoder(latent_dim):
   return keras.Model(x, _split_into_mean_and_log_var(params), name='conv_encoder')
 
 
-def conv_decoder(latent_dim):
-  """Convolutional decoder: z as a 1x1 image, grown to 28x28 by four transposed convolutions."""
+def conv_decoder(latent_dim, image_shape=MNIST_SHAPE):
+  """Convolutional decoder: z as a 1x1 image, grown to HxW by four transposed convolutions."""
+  height, _, channels = image_shape
   z = keras.Input(shape=(latent_dim,), name='z')                                      # [B, latent_dim]
   h = layers.Reshape((1, 1, latent_dim))(z)                                            # [B, 1, 1, latent_dim]
-  h = layers.Conv2DTranspose(128, 3, padding='valid', activation='relu')(h)           # [B, 3, 3, 128]
-  h = layers.Conv2DTranspose(64, 5, padding='valid', activation='relu')(h)            # [B, 7, 7, 64]
+  if height == 28:
+    h = layers.Conv2DTranspose(128, 3, padding='valid', activation='relu')(h)         # [B, 3, 3, 128]
+    h = layers.Conv2DTranspose(64, 5, padding='valid', activation='relu')(h)          # [B, 7, 7, 64]
+  else:  # 32
+    h = layers.Conv2DTranspose(128, 4, padding='valid', activation='relu')(h)         # [B, 4, 4, 128]
+    h = layers.Conv2DTranspose(64, 5, strides=2, padding='same', activation='relu')(h)  # [B, 8, 8, 64]
   h = layers.Conv2DTranspose(32, 5, strides=2, padding='same', activation='relu')(h)  # [B, 14, 14, 32]
-  h = layers.Conv2DTranspose(1, 5, strides=2, padding='same')(h)                      # [B, 28, 28, 1]
-  logits = layers.Reshape((NUM_PIXELS,), name='logits')(h)                             # [B, 784]
+  h = layers.Conv2DTranspose(channels, 5, strides=2, padding='same')(h)               # [B, 28, 28, C]
+  logits = layers.Reshape((num_values(image_shape),), name='logits')(h)               # [B, D]
   return keras.Model(z, logits, name='conv_decoder')
 
 
@@ -87,19 +96,31 @@ ENCODERS = {'fc': fc_encoder, 'conv': conv_encoder}
 DECODERS = {'fc': fc_decoder, 'conv': conv_decoder}
 
 
-def build_encoder(architecture, latent_dim):
-  """The encoder registered as `architecture`, for codes of size `latent_dim`."""
-  return _build(ENCODERS, 'encoder', architecture, latent_dim)
+def shape_problem(architecture, image_shape):
+  """Why `architecture` cannot take images of `image_shape`, as one line, or None if it can."""
+  height, width, channels = image_shape
+  if architecture == 'conv' and not (height == width and height in CONV_SIZES and channels in CONV_CHANNELS):
+    return (f'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not {height}x{width}x{channels}; '
+            f'the fc networks take any shape')
+  return None
 
 
-def build_decoder(architecture, latent_dim):
-  """The decoder registered as `architecture`, for codes of size `latent_dim`."""
-  return _build(DECODERS, 'decoder', architecture, latent_dim)
+def build_encoder(architecture, latent_dim, image_shape=MNIST_SHAPE):
+  """The encoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape`."""
+  return _build(ENCODERS, 'encoder', architecture, latent_dim, image_shape)
 
 
-def _build(registry, what, architecture, latent_dim):
+def build_decoder(architecture, latent_dim, image_shape=MNIST_SHAPE):
+  """The decoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape`."""
+  return _build(DECODERS, 'decoder', architecture, latent_dim, image_shape)
+
+
+def _build(registry, what, architecture, latent_dim, image_shape):
   if architecture not in registry:
     raise ValueError(f'unknown {what} architecture {architecture!r}; known: {", ".join(sorted(registry))}')
   if int(latent_dim) < 1:
     raise ValueError(f'latent_dim must be >= 1, got {latent_dim}')
-  return registry[architecture](int(latent_dim))
+  problem = shape_problem(architecture, image_shape)
+  if problem:
+    raise ValueError(problem)
+  return registry[architecture](int(latent_dim), tuple(image_shape))

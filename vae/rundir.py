@@ -1,7 +1,7 @@
 """Infrastructure, skip on a first reading: a run's output directory and the files in it.
 
     flags.json        the flags of the run (what `--eval_only` and a resumed run read back)
-    metrics.csv       one row per epoch: METRICS_HEADER
+    metrics.csv       one row per epoch: METRICS_HEADER (the data set's name first)
     evaluation.json   the final test ELBO and log-likelihood estimate
     timings.json      wall time per phase (read by bench/)
     loss_curve.png    the loss curves
@@ -23,9 +23,9 @@ import shutil
 from vae.errors import OutputError, VAEError
 from vae.fileio import atomic_path, write_text_atomic
 
-METRICS_HEADER = ('epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'seconds')
+METRICS_HEADER = ('dataset', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'seconds')
 # Flags that must match for a checkpoint to be resumed: they shape the model, the data or the random streams.
-RESUME_KEYS = ('latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture', 'updates_per_epoch',
+RESUME_KEYS = ('dataset', 'latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture', 'updates_per_epoch',
                'learning_rate', 'seed', 'binarize', 'do_viz')
 
 
@@ -65,8 +65,7 @@ def read_metrics(path, up_to_epoch):
   if up_to_epoch == 0 or not os.path.exists(path):
     return []
   with open(path, newline='') as f:
-    rows = [{k: (int(v) if k in ('epoch', 'step') else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)]
+    rows = [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
   return [row for row in rows if row['epoch'] <= up_to_epoch]
 
 
@@ -108,6 +107,12 @@ def export_model(model, directory):
   for name, part in (('encoder', model.encoder), ('decoder', model.decoder)):
     with atomic_path(os.path.join(directory, f'{name}.keras'), suffix='.keras') as tmp:
       part.save(tmp)
+
+
+def _parse(key, text):
+  if key == 'dataset':
+    return text
+  return int(text) if key in ('epoch', 'step') else float(text)
 
 
 def _format(value):

@@ -1,7 +1,7 @@
 """Training: one Adam step on the negative ELBO, and the compiled wrapper that runs several of them per call.
 
 Read `train_step` first: it is the whole of the VAE's training algorithm (Kingma & Welling [1], Algorithm 1).
-For a minibatch x [B, 784] and one posterior noise draw eps ~ N(0, I) per image,
+For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
 
     loss = 1/B sum_b [ rate(x_b) + distortion(x_b, z_b) ],   z_b = mu(x_b) + sigma(x_b) * eps_b
 
@@ -29,7 +29,7 @@ from vae import streams
 
 
 def train_step(model, optimizer, x, eps):
-  """One Adam step on the batch mean of -ELBO. x [B, 784] targets in [0, 1], eps [B, latent_dim]; returns the loss."""
+  """One Adam step on the batch mean of -ELBO. x [B, D] targets in [0, 1], eps [B, latent_dim]; returns the loss."""
   with tf.GradientTape() as tape:
     terms = model.terms(x, eps, training=True)                   # rate, distortion: [B] each
     loss = tf.reduce_mean(terms['rate'] + terms['distortion'])   # = -mean ELBO, a scalar
@@ -44,7 +44,7 @@ def train_noise(seed, step, batch_size, latent_dim):
 
 
 def compact_images(images):
-  """Float images [N, 784] -> (uint8 codes, scale) with codes * scale == images exactly, if such codes exist.
+  """Float images [N, D] -> (uint8 codes, scale) with codes * scale == images exactly, if such codes exist.
 
   MNIST pixels are k/255 (or 0/1 once binarised), so the training set fits in a quarter of the memory as uint8
   and is turned back into the very same float32 values inside the step, after the gather, for one batch at a
@@ -70,7 +70,7 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
   Args:
     model: a `vae.model.VAE`.
     optimizer: a Keras optimizer (its variables are created here, before tracing).
-    train_images: float32 [N, 784] array holding the whole training set; it is kept in memory as a tensor
+    train_images: float32 [N, D] array holding the whole training set; it is kept in memory as a tensor
       (as uint8 codes where that is exact, see `compact_images`).
     batch_size: B.
     seed: the run's integer seed.
@@ -97,12 +97,12 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
   stored = tf.constant(codes)
 
   def batch(indices, step):
-    x = tf.gather(stored, indices)                               # [B, 784]
+    x = tf.gather(stored, indices)                               # [B, D]
     if scale is not None:
       x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
     if dynamic_binarization:
       key = streams.key(seed, streams.DYNAMIC_BINARIZATION, step)
-      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, tf.float32)   # [B, 784] binary
+      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, tf.float32)   # [B, D] binary
     return x
 
   def one_step(batch_indices, step):

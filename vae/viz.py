@@ -29,12 +29,13 @@ import os
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.lines  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vae import streams  # noqa: E402
 from vae.gifs import frame_path, gif_from_frames, log_time_durations, save_png  # noqa: E402
-from vae.inputs import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
+from vae.inputs import DIGITS, MNIST_SHAPE  # noqa: E402
 from vae.fileio import ensure_writable_dir  # noqa: E402
 
 SPREAD_LIMIT = 5.0    # the spread plot shows [-5, 5]^2
@@ -68,52 +69,58 @@ def fixed_frame_inputs(latent_dim, seed, test_images):
   return {'samples': prior, 'reconstructions': (test_images[:count], posterior)}
 
 
-def decode_frames(decode, reconstruct, fixed):
+def decode_frames(decode, reconstruct, fixed, image_shape=MNIST_SHAPE):
   """Decodes each kind's fixed inputs in one batch -> {kind: uint8 frame}.
 
-  decode: z [N, latent_dim] -> logits [N, 784]; reconstruct: (x [N, 784], eps [N, latent_dim]) -> the logits
-  of x decoded from z = mean(x) + sigma(x) * eps.
+  decode: z [N, latent_dim] -> logits [N, D]; reconstruct: (x [N, D], eps [N, latent_dim]) -> the logits of x
+  decoded from z = mean(x) + sigma(x) * eps.
   """
   if 'canvas' in fixed:
-    return {'canvas': canvas_frame(decode(fixed['canvas']).numpy())}
+    return {'canvas': canvas_frame(decode(fixed['canvas']).numpy(), image_shape)}
   originals, eps = fixed['reconstructions']
-  return {'samples': probability_tile(decode(fixed['samples']).numpy(), 10, 10),
-          'reconstructions': reconstruction_frame(originals, reconstruct(originals, eps).numpy())}
+  return {'samples': probability_tile(decode(fixed['samples']).numpy(), 10, 10, image_shape),
+          'reconstructions': reconstruction_frame(originals, reconstruct(originals, eps).numpy(), image_shape)}
 
 
 def tile(images, rows, cols):
-  """[rows*cols, H, W] -> [rows*H, cols*W]: image k goes to row k // cols, column k % cols."""
+  """[rows*cols, H, W(, C)] -> [rows*H, cols*W(, C)]: image k goes to row k // cols, column k % cols."""
   images = np.asarray(images)
-  count, height, width = images.shape
+  count, height, width = images.shape[:3]
   if count != rows * cols:
     raise ValueError(f'cannot tile {count} images into {rows}x{cols}')
-  return images.reshape(rows, cols, height, width).transpose(0, 2, 1, 3).reshape(rows * height, cols * width)
+  channels = images.shape[3:]
+  grid = images.reshape(rows, cols, height, width, *channels).swapaxes(1, 2)   # [rows, H, cols, W(, C)]
+  return grid.reshape(rows * height, cols * width, *channels)
 
 
-def probability_tile(logits, rows, cols):
-  """Decoder logits [rows*cols, 784] -> a uint8 grey image [rows*28, cols*28] of pixel probabilities."""
-  probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-  return grey_tile(probabilities, rows, cols)
+def sigmoid(logits):
+  return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
-def grey_tile(intensities, rows, cols):
-  """Intensities in [0, 1], [rows*cols, 784] -> a uint8 grey image [rows*28, cols*28] (white = ink)."""
-  pixels = np.round(np.asarray(intensities) * 255.0).astype(np.uint8)
-  return tile(pixels.reshape(rows * cols, IMAGE_SIZE, IMAGE_SIZE), rows, cols)
+def probability_tile(logits, rows, cols, image_shape=MNIST_SHAPE):
+  """Decoder logits [rows*cols, D] -> a uint8 image of their Bernoulli means, tiled (see `image_tile`)."""
+  return image_tile(sigmoid(logits), rows, cols, image_shape)
 
 
-def canvas_frame(logits, n=CANVAS_SIZE):
-  """The canvas: decoder logits [n*n, 784] on the latent grid -> uint8 [n*28, n*28]."""
-  return probability_tile(logits, n, n)
+def image_tile(intensities, rows, cols, image_shape=MNIST_SHAPE):
+  """Intensities in [0, 1], [rows*cols, D] -> uint8 [rows*H, cols*W] for grey images (white = ink), or
+  [rows*H, cols*W, 3] RGB for colour ones."""
+  height, width, channels = image_shape
+  pixels = np.round(np.asarray(intensities) * 255.0).astype(np.uint8).reshape(rows * cols, height, width, channels)
+  return tile(pixels[..., 0] if channels == 1 else pixels, rows, cols)
 
 
-def reconstruction_frame(originals, logits, cols=10):
-  """Originals [N, 784] in [0, 1] and their reconstructions' logits [N, 784] -> rows alternating the two."""
+def canvas_frame(logits, image_shape=MNIST_SHAPE, n=CANVAS_SIZE):
+  """The canvas: decoder logits [n*n, D] on the latent grid -> uint8 [n*H, n*W(, 3)]."""
+  return probability_tile(logits, n, n, image_shape)
+
+
+def reconstruction_frame(originals, logits, image_shape=MNIST_SHAPE, cols=10):
+  """Originals [N, D] in [0, 1] and their reconstructions' logits [N, D] -> rows alternating the two."""
   originals = np.asarray(originals, dtype=np.float64)
-  probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
   rows = len(originals) // cols
-  pairs = np.stack([originals.reshape(rows, cols, -1), probabilities.reshape(rows, cols, -1)], axis=1)
-  return grey_tile(pairs.reshape(2 * rows * cols, -1), 2 * rows, cols)
+  pairs = np.stack([originals.reshape(rows, cols, -1), sigmoid(logits).reshape(rows, cols, -1)], axis=1)
+  return image_tile(pairs.reshape(2 * rows * cols, -1), 2 * rows, cols, image_shape)
 
 
 def pca_2d(points):
@@ -133,7 +140,7 @@ def pca_2d(points):
 
 
 def class_centroids(points, labels):
-  """{digit: mean point} over the digits present in `labels`. points [N, 2], labels [N]."""
+  """{class: mean point} over the classes present in `labels`. points [N, 2], labels [N]."""
   return {int(d): points[labels == d].mean(axis=0) for d in np.unique(labels)}
 
 
@@ -168,27 +175,50 @@ def plot_metrics(rows):
     plt.close(figure)
 
 
+def class_colours(num_classes):
+  """One RGBA colour per class: tab10 for up to 10 classes (MNIST's familiar colours), tab20 up to 20, else
+  evenly spaced hues."""
+  if num_classes <= 10:
+    return plt.get_cmap('tab10')(np.arange(num_classes))
+  if num_classes <= 20:
+    return plt.get_cmap('tab20')(np.arange(num_classes))
+  return plt.get_cmap('gist_rainbow')(np.linspace(0.0, 1.0, num_classes, endpoint=False))
+
+
 class SpreadPlot:
   """Draws spread frames on one reused matplotlib figure.
 
-  The axes, the scatter and the digit labels are made once, on the first frame; each later frame only moves
-  the points and labels and retitles, so a frame costs one draw rather than building the plot afresh.
+  The axes, the scatter and the class labels are made once, on the first frame; each later frame only moves the
+  points and labels and retitles, so a frame costs one draw rather than building the plot afresh. Short class
+  names (MNIST's digits) sit on their class's centroid; long ones (Fashion-MNIST's "T-shirt/top") go in a legend
+  beside the plot.
   """
 
-  def __init__(self, labels, size_inches=6.0, dpi=100):
+  def __init__(self, labels, class_names=DIGITS, size_inches=6.0, dpi=100):
     self.labels = np.asarray(labels)
-    self.figure = plt.figure(figsize=(size_inches, size_inches), dpi=dpi)
-    self.colours = plt.get_cmap('tab10')(self.labels % NUM_CLASSES)
+    self.class_names = tuple(class_names)
+    self.on_centroids = all(len(name) <= 2 for name in self.class_names)
+    width = size_inches if self.on_centroids else size_inches * 1.45
+    self.figure = plt.figure(figsize=(width, size_inches), dpi=dpi)
+    self.palette = class_colours(len(self.class_names))
+    self.colours = self.palette[self.labels % len(self.class_names)]
     self.axes = None
 
   def _build(self, points, projected):
     ax = self.axes = self.figure.add_subplot(1, 1, 1)
     self.scatter = ax.scatter(points[:, 0], points[:, 1], c=self.colours, s=4, alpha=0.6, linewidths=0)
-    self.digit_labels = {
-        digit: ax.annotate(str(digit), (0.0, 0.0), ha='center', va='center', fontsize=14, weight='bold',
-                           bbox=dict(boxstyle='circle,pad=0.2', facecolor='white', alpha=0.8,
-                                     edgecolor=plt.get_cmap('tab10')(digit)))
-        for digit in class_centroids(points, self.labels)}
+    present = sorted(class_centroids(points, self.labels))
+    self.class_labels = {}
+    if self.on_centroids:
+      self.class_labels = {
+          c: ax.annotate(self.class_names[c], (0.0, 0.0), ha='center', va='center', fontsize=14, weight='bold',
+                         bbox=dict(boxstyle='circle,pad=0.2', facecolor='white', alpha=0.8,
+                                   edgecolor=self.palette[c]))
+          for c in present}
+    else:
+      handles = [matplotlib.lines.Line2D([], [], marker='o', linestyle='', color=self.palette[c],
+                                         label=self.class_names[c]) for c in present]
+      ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
     ax.set_xlim(-SPREAD_LIMIT, SPREAD_LIMIT)
     ax.set_ylim(-SPREAD_LIMIT, SPREAD_LIMIT)
     ax.set_aspect('equal')
@@ -197,17 +227,22 @@ class SpreadPlot:
     self.title = ax.set_title(' ')
     self.figure.tight_layout()
 
+  def legend_names(self):
+    """The class names the legend shows (empty when the names sit on the centroids)."""
+    legend = self.axes.get_legend() if self.axes else None
+    return [text.get_text() for text in legend.get_texts()] if legend else []
+
   def render(self, points, epoch, projected=False):
     """points [N, 2] (latent means of the N fixed images) -> uint8 RGB image of the frame."""
     if self.axes is None:
       self._build(points, projected)
     self.scatter.set_offsets(points)
-    for digit, centre in class_centroids(points, self.labels).items():
-      # No arrow, so the text sits on the annotated point: both move.
-      self.digit_labels[digit].xy = self.digit_labels[digit].xyann = tuple(
-          np.clip(centre, -SPREAD_LIMIT * 0.95, SPREAD_LIMIT * 0.95))
+    for c, centre in class_centroids(points, self.labels).items():
+      if c in self.class_labels:  # no arrow, so the text sits on the annotated point: both move
+        self.class_labels[c].xy = self.class_labels[c].xyann = tuple(
+            np.clip(centre, -SPREAD_LIMIT * 0.95, SPREAD_LIMIT * 0.95))
     what = 'PCA of posterior means' if projected else 'posterior means'
-    self.title.set_text(f'{what} of {len(points)} test digits, epoch {epoch}')
+    self.title.set_text(f'{what} of {len(points)} test images, epoch {epoch}')
     self.figure.canvas.draw()
     return np.asarray(self.figure.canvas.buffer_rgba())[..., :3].copy()
 
@@ -221,14 +256,14 @@ class EpochFrames:
   The kinds are 'spread' plus 'canvas' (latent_dim == 2) or 'samples' and 'reconstructions' (latent_dim > 2).
   """
 
-  def __init__(self, output_dir, spread_labels, latent_dim):
+  def __init__(self, output_dir, spread_labels, latent_dim, class_names=DIGITS):
     self.output_dir = output_dir
     self.latent_dim = latent_dim
     self.kinds = ('spread', 'canvas') if latent_dim == 2 else ('spread', 'samples', 'reconstructions')
     self.dirs = {kind: os.path.join(output_dir, 'figs', kind) for kind in self.kinds}
     for directory in self.dirs.values():
       ensure_writable_dir(directory, 'frame directory')
-    self.spread_plot = SpreadPlot(spread_labels)
+    self.spread_plot = SpreadPlot(spread_labels, class_names)
 
   def write(self, epoch, spread_means, grids):
     """spread_means [N, latent_dim]; grids: {kind: uint8 image} for the other kinds."""

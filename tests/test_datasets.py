@@ -1,0 +1,167 @@
+"""Other data sets: Fashion-MNIST through its IDX files, any TFDS image data set through tensorflow-datasets.
+
+No network: Fashion-MNIST comes from the local HTTP mirror of test_download.py, TFDS data from
+`tfds.testing.mock_data`, which makes random examples that follow a data set's real metadata (shapes, classes).
+"""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from vae import datasets, download, idx, loop, networks, tfds_data, viz
+from vae.errors import DataError, DownloadError, VAEError
+from conftest import REPO_ROOT, write_mnist
+from test_download import mirror  # noqa: F401  (the local mirror fixture)
+
+QUIET = lambda *args: None  # noqa: E731
+
+
+def run_py(*args):
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args], capture_output=True,
+                        text=True, timeout=300, env=env)
+
+
+def test_fashion_mnist_is_downloaded_verified_and_named(tmp_path, mirror):  # noqa: F811
+  base, checksums = mirror
+  dataset = idx.load('fashion_mnist', str(tmp_path / 'fashion'), mirrors=[base + '/good/'], checksums=checksums,
+                     timeout=5)
+  assert dataset.name == 'fashion_mnist' and dataset.image_shape == (28, 28, 1)
+  assert dataset.train_images.shape == (256, 784) and dataset.test_labels.shape == (64,)
+  assert dataset.class_names[:2] == ('T-shirt/top', 'Trouser') and len(dataset.class_names) == 10
+  assert all(m.startswith('https://') for m in download.FASHION_MNIST_MIRRORS)
+  assert sorted(download.FASHION_MNIST_SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)
+
+
+def test_fashion_mnist_offline_names_itself(tmp_path):
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    dead = f'http://127.0.0.1:{s.getsockname()[1]}/'
+  with pytest.raises(DownloadError, match=r'^Fashion-MNIST could not be downloaded: no mirror could be reached'):
+    idx.load('fashion_mnist', str(tmp_path / 'fashion'), mirrors=[dead], timeout=5)
+
+
+@pytest.fixture
+def mock_tfds(monkeypatch):
+  """TFDS mocked, and a network that answers: the connection check reaches a listening socket on 127.0.0.1 (the
+  mocked download itself is a no-op)."""
+  with socket.socket() as listener:
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(8)
+    monkeypatch.setattr(tfds_data, 'PROBE_HOST', listener.getsockname())
+    with tfds.testing.mock_data(num_examples=40):
+      yield
+
+
+# cifar10 reads its class names from the downloaded files, so unprepared (as under the mock) they are '0'..'9'.
+@pytest.mark.parametrize('name, shape, first_class', [('kmnist', (28, 28, 1), 'o'), ('cifar10', (32, 32, 3), '0')])
+def test_a_tfds_data_set_loads_with_its_shape_and_class_names(tmp_path, mock_tfds, name, shape, first_class):
+  dataset = datasets.load(name, str(tmp_path))
+  assert dataset.name == name and dataset.image_shape == shape
+  assert dataset.class_names[0] == first_class and len(dataset.class_names) == 10
+  values = int(np.prod(shape))
+  assert dataset.train_images.shape == (40, values) and dataset.test_images.shape == (40, values)
+  assert dataset.train_images.dtype == np.float32
+  assert 0.0 <= dataset.train_images.min() and dataset.train_images.max() <= 1.0
+  assert dataset.train_labels.shape == (40,) and set(dataset.train_labels) <= set(range(len(dataset.class_names)))
+
+
+@pytest.mark.parametrize('name, architecture', [('kmnist', 'fc'), ('cifar10', 'conv')])
+def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_tfds, name, architecture):
+  out = tmp_path / 'out'
+  config = loop.Config(dataset=name, data_dir=str(tmp_path / 'tfds'), output_dir=str(out), epochs=2,
+                       updates_per_epoch=3, batch_size=8, eval_k=2, encoder_architecture=architecture,
+                       decoder_architecture=architecture)
+  loop.train(config, log=QUIET)
+  rows = list(csv.DictReader(open(out / 'metrics.csv')))
+  assert [r['dataset'] for r in rows] == [name, name] and all(np.isfinite(float(r['test_elbo'])) for r in rows)
+  assert json.load(open(out / 'evaluation.json'))['dataset'] == name
+  assert json.load(open(out / 'flags.json'))['dataset'] == name
+  canvas = np.asarray(Image.open(out / 'figs' / 'canvas' / 'epoch_0002.png'))
+  height, width, channels = datasets.describe(name, str(tmp_path / 'tfds'))[0]
+  if channels == 3:
+    assert canvas.shape == (15 * height, 15 * width, 3)
+    assert np.any(canvas[..., 0] != canvas[..., 1])  # really in colour
+  else:
+    assert canvas.shape == (15 * height, 15 * width)
+
+
+def test_long_class_names_go_in_a_legend_and_short_ones_on_the_centroids():
+  points = np.random.default_rng(0).normal(size=(60, 2))
+  labels = np.arange(60) % 3
+  fashion = viz.SpreadPlot(labels, idx.SOURCES['fashion_mnist'].class_names)
+  fashion.render(points, epoch=1)
+  assert fashion.legend_names() == ['T-shirt/top', 'Trouser', 'Pullover'] and fashion.class_labels == {}
+  fashion.close()
+  letters = viz.SpreadPlot(np.arange(60) % 26, [chr(ord('a') + i) for i in range(26)])
+  frame = letters.render(points, epoch=1)
+  assert letters.legend_names() == [] and len(letters.class_labels) == 26 and frame.ndim == 3
+  assert len({tuple(c) for c in viz.class_colours(26)}) == 26  # every class a colour of its own
+  letters.close()
+
+
+def test_an_unknown_data_set_is_refused_before_any_work_with_one_line(tmp_path):
+  result = run_py('--dataset=no_such_data_set', f'--output_dir={tmp_path / "out"}', f'--data_dir={tmp_path}')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines() == [
+      "error: unknown --dataset 'no_such_data_set': the IDX data sets are mnist, fashion_mnist, and any other name "
+      "must be a TensorFlow Datasets image data set with integer labels, e.g. --dataset=kmnist"]
+  assert not os.path.exists(tmp_path / 'out')
+
+
+def test_data_sets_that_do_not_fit_are_refused(tmp_path):
+  with pytest.raises(DataError, match=r'^imdb_reviews is not an image classification data set: it needs an "image" '
+                                      r'feature and an integer "label" \(it has label, text\)'):
+    datasets.describe('imdb_reviews', str(tmp_path))
+  with pytest.raises(DataError, match=r'^cats_vs_dogs has images of varying shape'):
+    datasets.describe('cats_vs_dogs', str(tmp_path))
+  assert networks.shape_problem('conv', (96, 96, 3)) == (
+      'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not 96x96x3; the fc networks take any '
+      'shape')
+  assert networks.shape_problem('fc', (96, 96, 3)) is None
+  assert networks.build_encoder('fc', 2, (96, 96, 3)).inputs[0].shape[-1] == 96 * 96 * 3
+  result = run_py('--dataset=stl10', '--encoder_architecture=conv', f'--output_dir={tmp_path / "out"}',
+                  f'--data_dir={tmp_path}')
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      'error: --encoder_architecture=conv does not fit --dataset=stl10: the conv networks take 28x28 or 32x32 '
+      'images with 1 or 3 channels, not 96x96x3; the fc networks take any shape']
+
+
+def test_a_tfds_data_set_that_cannot_be_downloaded_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    monkeypatch.setattr(tfds_data, 'PROBE_HOST', ('127.0.0.1', s.getsockname()[1]))  # nothing listens there
+  data_dir = tmp_path / 'tfds'
+  data_dir.mkdir()
+  started = time.perf_counter()
+  with pytest.raises(DataError) as info:
+    datasets.load('kmnist', str(data_dir))
+  assert time.perf_counter() - started < 10
+  message = str(info.value)
+  assert message.startswith(f'kmnist is not prepared in {data_dir} and could not be downloaded (no network')
+  assert 'tfds build kmnist --data_dir=DIR' in message and '\n' not in message
+  assert os.listdir(data_dir) == []
+
+
+def test_resuming_with_another_data_set_is_refused(tmp_path, mirror):  # noqa: F811
+  digits = str(tmp_path / 'digits')
+  write_mnist(digits)
+  config = loop.Config(data_dir=digits, output_dir=str(tmp_path / 'run'), epochs=1, updates_per_epoch=2,
+                       batch_size=16, eval_k=1, do_viz=False)
+  loop.train(config, log=QUIET)
+  base, checksums = mirror
+  clothes = str(tmp_path / 'clothes')
+  idx.load('fashion_mnist', clothes, mirrors=[base + '/good/'], checksums=checksums, timeout=5)  # fetch the files
+  with pytest.raises(VAEError, match=r'holds a run made with --dataset=mnist, not fashion_mnist'):
+    loop.train(loop.Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
+               log=QUIET)
