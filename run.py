@@ -18,7 +18,7 @@ export/decoder.keras, and evaluation.json (test ELBO and the importance-weighted
 All flags are defined here, and only here; the package's functions take explicit arguments.
 """
 
-import os
+import math
 import sys
 
 from absl import app
@@ -56,6 +56,13 @@ flags.DEFINE_string('dataset', DEFAULTS.dataset,
                     'labels (e.g. kmnist, emnist/letters, cifar10), read from --data_dir. The conv architectures '
                     'need 28x28 or 32x32 images.')
 flags.DEFINE_float('learning_rate', DEFAULTS.learning_rate, 'Adam learning rate.')
+flags.DEFINE_float('beta', DEFAULTS.beta,
+                   'Weight of the rate (KL) in the training objective distortion + beta * rate: 1 is the ELBO, '
+                   'other values the beta-VAE (Higgins et al. 2017). The reported test ELBO, rate, distortion and '
+                   'log-likelihood are always the true ELBO terms. See --kl_warmup_steps.')
+flags.DEFINE_integer('kl_warmup_steps', DEFAULTS.kl_warmup_steps,
+                     'KL warm-up: the rate\'s weight rises linearly from 0 to --beta over this many training steps '
+                     '(0: no warm-up). A function of the step, so --seed and resuming stay exact.')
 flags.DEFINE_integer('seed', DEFAULTS.seed, 'Random seed: weights, minibatch order and all noise derive from it.')
 flags.DEFINE_string('output_dir', DEFAULTS.output_dir,
                     'Where metrics, checkpoints, frames and gifs go. The default "." refreshes the top-level gifs '
@@ -78,6 +85,7 @@ flags.DEFINE_boolean('eval_only', False,
 FLAGS = flags.FLAGS
 
 POSITIVE_INTEGER_FLAGS = ('latent_dim', 'batch_size', 'epochs', 'updates_per_epoch', 'eval_k')
+NON_NEGATIVE_INTEGER_FLAGS = ('seed', 'kl_warmup_steps')
 
 
 def validate_flags():
@@ -85,11 +93,14 @@ def validate_flags():
   for name in POSITIVE_INTEGER_FLAGS:
     if FLAGS[name].value < 1:
       return f'--{name} must be a positive integer, got {FLAGS[name].value}'
+  for name in NON_NEGATIVE_INTEGER_FLAGS:
+    if FLAGS[name].value < 0:
+      return f'--{name} must be >= 0, got {FLAGS[name].value}'
   lr = FLAGS.learning_rate
-  if not (lr > 0 and lr != float('inf')):
+  if not (lr > 0 and math.isfinite(lr)):
     return f'--learning_rate must be a positive finite number, got {lr}'
-  if FLAGS.seed < 0:
-    return f'--seed must be >= 0, got {FLAGS.seed}'
+  if not (FLAGS.beta >= 0 and math.isfinite(FLAGS.beta)):
+    return f'--beta must be a finite number >= 0, got {FLAGS.beta}'
   if FLAGS.eval_only and FLAGS.fresh:
     return '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'
   return None
@@ -139,7 +150,8 @@ def main(argv):
         encoder_architecture=FLAGS.encoder_architecture, decoder_architecture=FLAGS.decoder_architecture,
         epochs=FLAGS.epochs, updates_per_epoch=FLAGS.updates_per_epoch, data_dir=data_dir,
         do_viz=FLAGS.do_viz, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed, output_dir=FLAGS.output_dir,
-        eval_k=FLAGS.eval_k, binarize=FLAGS.binarize, fresh=FLAGS.fresh, dataset=FLAGS.dataset)
+        eval_k=FLAGS.eval_k, binarize=FLAGS.binarize, fresh=FLAGS.fresh, dataset=FLAGS.dataset, beta=FLAGS.beta,
+        kl_warmup_steps=FLAGS.kl_warmup_steps)
     train(config, flag_values=dict(run_flags(), data_dir=data_dir))
   except Interrupted as e:
     return fail(str(e), status=130)

@@ -47,6 +47,9 @@ def snapshot(directory):
     ('--learning_rate=-0.1', '--learning_rate must be a positive finite number, got -0.1'),
     ('--binarize=sometimes', 'flag --binarize=sometimes: value should be one of <none|dynamic|static>'),
     ('--seed=-1', '--seed must be >= 0, got -1'),
+    ('--beta=-0.5', '--beta must be a finite number >= 0, got -0.5'),
+    ('--beta=inf', '--beta must be a finite number >= 0, got inf'),
+    ('--kl_warmup_steps=-1', '--kl_warmup_steps must be >= 0, got -1'),
     ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
 ])
 def test_more_bad_flags(tmp_path, flag, message, onednn):

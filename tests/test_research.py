@@ -4,6 +4,7 @@ import csv
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from vae import idx, inputs, evaluate, loop, model as model_lib, networks, train
 from vae.errors import OutputError, VAEError
@@ -245,3 +247,113 @@ def test_a_larger_latent_space_draws_samples_reconstructions_and_a_pca_spread(re
   for name in ('spread.gif', 'samples.gif', 'reconstructions.gif'):
     assert os.path.getsize(out / name) > 0
   assert not os.path.exists(out / 'canvas.gif')
+
+
+# ------------------------------------------------------------------------------------------------ research tools
+
+
+def test_the_rate_weight_ramps_linearly_to_beta_as_a_function_of_the_step():
+  weights = [float(train.rate_weight(step, beta=2.0, kl_warmup_steps=10)) for step in (0, 1, 5, 10, 11, 500)]
+  np.testing.assert_allclose(weights, [0.0, 0.2, 1.0, 2.0, 2.0, 2.0], rtol=1e-6)
+  assert float(train.rate_weight(tf.constant(7, tf.int64), beta=0.5)) == 0.5  # no warm-up: beta from the start
+
+
+def test_beta_and_warm_up_change_the_objective_not_the_reported_elbo(reference_run, tmp_path):
+  mnist_dir, out = reference_run
+  weighted = tmp_path / 'weighted'
+  loop.train(tiny_config(mnist_dir, weighted, beta=0.5, kl_warmup_steps=6), log=QUIET)
+  rows, plain = metrics_without_time(weighted), metrics_without_time(out)
+  assert [r['train_loss'] for r in rows] != [r['train_loss'] for r in plain]
+  for row in rows:  # the test figures are the true ELBO terms (rate weight 1)
+    assert abs(float(row['test_elbo']) + float(row['test_rate']) + float(row['test_distortion'])) < 1e-3
+  evaluation = json.load(open(weighted / 'evaluation.json'))
+  assert evaluation['beta'] == 0.5 and evaluation['kl_warmup_steps'] == 6
+  # The weight is a function of the step: stopped after epoch 1 and resumed, the run ends where it would have.
+  resumed = tmp_path / 'resumed'
+  loop.train(tiny_config(mnist_dir, resumed, beta=0.5, kl_warmup_steps=6, epochs=1), log=QUIET)
+  loop.train(tiny_config(mnist_dir, resumed, beta=0.5, kl_warmup_steps=6), log=QUIET)
+  assert metrics_without_time(resumed) == rows
+  with pytest.raises(VAEError, match=r'holds a run made with --beta=0.5, not 1.0'):
+    loop.train(tiny_config(mnist_dir, resumed, epochs=4), log=QUIET)
+
+
+def test_a_dimension_the_encoder_ignores_is_not_an_active_unit():
+  vae, images = _trained_tiny_model()
+  means = vae.encode(images)[0].numpy()
+  assert evaluate.active_units(means) == 2
+  posterior = vae.encoder.get_layer('posterior_params')
+  kernel, bias = (w.numpy() for w in posterior.weights)
+  try:
+    kernel[:, 1], bias[1] = 0.0, 0.0        # the mean of z_2 no longer depends on x
+    kernel[:, 3], bias[3] = 0.0, 0.0        # and its variance is exactly the prior's
+    posterior.set_weights([kernel, bias])
+    mean, log_var = (t.numpy() for t in vae.encode(images))
+    assert evaluate.active_units(mean) == 1
+    rates = evaluate.rate_per_dimension(mean, log_var)
+    assert rates[1] == 0.0 and rates[0] > 0.1
+    terms = vae.terms(images, tf.zeros([len(images), 2]))
+    np.testing.assert_allclose(rates.sum(), terms['rate'].numpy().mean(), rtol=1e-5)
+  finally:
+    _trained_tiny_model.cache_clear()  # the model was changed: later tests train a fresh one
+
+
+def test_active_units_are_in_metrics_evaluation_and_tensorboard(reference_run):
+  _, out = reference_run
+  rows = metrics_without_time(out)
+  assert all(0 <= int(r['active_units']) <= 2 for r in rows)
+  evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
+  assert evaluation['active_units'] == int(rows[-1]['active_units'])
+  assert len(evaluation['rate_per_dimension']) == 2
+  np.testing.assert_allclose(sum(evaluation['rate_per_dimension']), evaluation['test_rate'], rtol=1e-4)
+  tags = set()
+  for name in os.listdir(os.path.join(out, 'tensorboard')):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(out, 'tensorboard', name)):
+      tags.update(value.tag for value in event.summary.value)
+  assert {'active_units', 'rate_per_dimension/z0', 'rate_per_dimension/z1'} <= tags
+
+
+def explore_py(*args):
+  return subprocess.run([sys.executable, '-m', 'vae.explore', *args], capture_output=True, text=True, timeout=300,
+                        cwd=REPO_ROOT, env={k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'})
+
+
+@pytest.mark.parametrize('latent_dim', [2, 3])
+def test_explore_needs_only_the_export(reference_run, tmp_path, latent_dim):
+  mnist_dir, _ = reference_run
+  out = tmp_path / 'run'
+  loop.train(tiny_config(mnist_dir, out, latent_dim=latent_dim, epochs=1, do_viz=False), log=QUIET)
+  shutil.rmtree(out / 'checkpoints')  # the export and flags.json are all it reads
+  result = explore_py(f'--output_dir={out}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_')
+  assert result.returncode == 0 and result.stderr == '', result.stderr
+  assert ('spherical' if latent_dim > 2 else 'linear') + ' interpolation' in result.stdout
+  pictures = out / 'explore'
+  assert np.asarray(Image.open(pictures / 't_samples.png')).shape == (2 * 28, 10 * 28)
+  assert np.asarray(Image.open(pictures / 't_reconstructions.png')).shape == (4 * 28, 10 * 28)
+  assert np.asarray(Image.open(pictures / 't_interpolations.png')).shape == (3 * 28, 5 * 28)
+  with Image.open(pictures / 't_interpolation.gif') as gif:
+    assert gif.n_frames == 2 * 5 - 2 and gif.size == (3 * 28, 28)
+
+
+def test_spherical_interpolation_keeps_the_norm_and_hits_both_ends():
+  from vae import explore
+  a, b = np.array([3.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0])
+  path = explore.interpolate(a, b, 5)
+  np.testing.assert_allclose(path[0], a, atol=1e-12)
+  np.testing.assert_allclose(path[-1], b, atol=1e-12)
+  np.testing.assert_allclose(np.linalg.norm(path, axis=1), 3.0)
+  np.testing.assert_allclose(explore.interpolate(a[:2], b[:2], 3)[1], [1.5, 1.5])  # 2-d: a straight line
+
+
+def test_explore_refuses_a_missing_or_foreign_directory_with_one_line(tmp_path):
+  missing = explore_py(f'--output_dir={tmp_path / "nothing"}')
+  assert missing.returncode == 1 and missing.stderr.strip() == f'error: --output_dir {tmp_path / "nothing"} does not exist'
+  empty = explore_py(f'--output_dir={tmp_path}')
+  assert empty.stderr.strip() == (f'error: {tmp_path} holds no exported model (export/encoder.keras and '
+                                  f'export/decoder.keras); train a run there first')
+  (tmp_path / 'export').mkdir()
+  for part in ('encoder', 'decoder'):
+    (tmp_path / 'export' / f'{part}.keras').write_bytes(b'not a keras file')
+  foreign = explore_py(f'--output_dir={tmp_path}')
+  assert foreign.returncode == 1 and 'Traceback' not in foreign.stderr
+  lines = foreign.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f'error: {tmp_path} does not hold a run exported by this project (')

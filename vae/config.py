@@ -26,3 +26,5 @@ class Config:
   binarize: str = 'none'
   fresh: bool = False
   dataset: str = 'mnist'      # with data_dir '../mnist'; other data sets default to their own directory
+  beta: float = 1.0           # the rate's weight in the training objective (1: the ELBO)
+  kl_warmup_steps: int = 0    # steps over which that weight ramps up from 0

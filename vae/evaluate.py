@@ -15,6 +15,14 @@ and in chunks of images and of samples, so that any k fits in memory and nothing
             = -distortion(x, f(z_i)) - 1/2 |z_i|^2 + 1/2 |eps_i|^2 + 1/2 sum_j log sigma_j^2
       (the (2 pi)^(-d/2) factors of prior and posterior cancel), with z_i = mu + sigma * eps_i.
 
+Posterior collapse: a latent dimension the encoder ignores has q(z_u|x) = p(z_u) for every x, so its posterior
+mean does not move with x and it carries no rate. Burda et al. [1] (section 5.2) count the *active units*
+
+    A_u = Cov_x( E_q(z|x)[z_u] ) > 0.01,
+
+the dimensions whose posterior mean varies across the test set (`active_units`); `rate_per_dimension` splits
+the test rate among the dimensions (an inactive one has rate ~0).
+
 References:
   [1] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
       https://arxiv.org/abs/1509.00519
@@ -56,6 +64,20 @@ def make_evaluator(model, batch_size=2000):
     return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
 
   return evaluate
+
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def active_units(means, threshold=ACTIVE_UNIT_THRESHOLD):
+  """The number of latent dimensions whose posterior mean varies across the images: means [N, d] -> int."""
+  return int(np.sum(np.var(np.asarray(means, dtype=np.float64), axis=0) > threshold))
+
+
+def rate_per_dimension(mean, log_var):
+  """Each latent dimension's KL term, averaged over the images: [N, d] each -> [d] (sums to the mean rate)."""
+  mean, log_var = np.asarray(mean, dtype=np.float64), np.asarray(log_var, dtype=np.float64)
+  return np.mean(0.5 * (np.square(mean) + np.exp(log_var) - log_var - 1.0), axis=0)
 
 
 def log_importance_weights(model, x, eps):

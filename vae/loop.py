@@ -65,7 +65,8 @@ class Trainer:
     self.train_steps = train_lib.make_train_steps(
         self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
         jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
-        dynamic_binarization=config.binarize == 'dynamic')
+        dynamic_binarization=config.binarize == 'dynamic', beta=config.beta,
+        kl_warmup_steps=config.kl_warmup_steps)
     self.num_examples = len(train_images)
     self.batches = iter(inputs.train_batches(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
@@ -190,9 +191,11 @@ def _train_locked(config, paths, handover, flag_values, log):
         test = evaluate_fn(test_images, eval_eps)
       last = {'dataset': dataset.name, 'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
-              'test_distortion': float(test['distortion'].mean()), 'seconds': time.perf_counter() - started}
+              'test_distortion': float(test['distortion'].mean()),
+              'active_units': evaluate.active_units(test['mean']), 'seconds': time.perf_counter() - started}
       log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
-          f'distortion {last["test_distortion"]:.2f}  ({last["seconds"]:.1f} s)')
+          f'distortion {last["test_distortion"]:.2f}  active units {last["active_units"]}/{config.latent_dim}  '
+          f'({last["seconds"]:.1f} s)')
       rows.append(last)
       grids = {}
       if frames:
@@ -202,8 +205,10 @@ def _train_locked(config, paths, handover, flag_values, log):
       with timer('metrics and summaries'):
         rundir.write_metrics(paths.metrics, rows)
         with summaries.as_default(step=last['step']):
-          for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion'):
+          for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'active_units'):
             tf.summary.scalar(key, last[key])
+          for j, value in enumerate(evaluate.rate_per_dimension(test['mean'], test['log_var'])):
+            tf.summary.scalar(f'rate_per_dimension/z{j}', value)
           for kind, image in grids.items():  # [1, H, W, 1] grey or [1, H, W, 3] colour
             tf.summary.image(kind, image.reshape(1, image.shape[0], image.shape[1], -1))
       with timer('checkpointing'):
@@ -246,13 +251,17 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
   if elbo is None:
     elbo = evaluate_fn(test_images, eval_eps)
   log_likelihood = evaluate.iwae_log_likelihood(model, test_images, config.eval_k, config.seed)
-  result = {'dataset': config.dataset, 'test_elbo': float(elbo['elbo'].mean()), 'test_rate': float(elbo['rate'].mean()),
-            'test_distortion': float(elbo['distortion'].mean()),
+  # The true ELBO terms (rate weight 1), whatever --beta and --kl_warmup_steps trained with.
+  result = {'dataset': config.dataset, 'test_elbo': float(elbo['elbo'].mean()),
+            'test_rate': float(elbo['rate'].mean()), 'test_distortion': float(elbo['distortion'].mean()),
+            'active_units': evaluate.active_units(elbo['mean']),
+            'rate_per_dimension': [float(r) for r in evaluate.rate_per_dimension(elbo['mean'], elbo['log_var'])],
             'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
-            'binarize': config.binarize, 'num_test_images': len(test_images),
-            'seconds': time.perf_counter() - started}
+            'binarize': config.binarize, 'beta': config.beta, 'kl_warmup_steps': config.kl_warmup_steps,
+            'num_test_images': len(test_images), 'seconds': time.perf_counter() - started}
   log(f'test elbo {result["test_elbo"]:.2f}, log-likelihood (IWAE, k={config.eval_k}) '
-      f'{result["test_log_likelihood"]:.2f} nats  ({result["seconds"]:.1f} s)')
+      f'{result["test_log_likelihood"]:.2f} nats, active units {result["active_units"]}/{config.latent_dim}  '
+      f'({result["seconds"]:.1f} s)')
   return result
 
 

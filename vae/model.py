@@ -108,12 +108,12 @@ class VAE(tf.Module):
   def terms(self, x, eps, training=False):
     """The per-example ELBO terms for images x [B, D] with posterior noise eps [B, latent_dim].
 
-    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior `mean` [B, latent_dim]
-    (the spread plot draws it).
+    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior's `mean` and `log_var`
+    [B, latent_dim] (the spread plot draws the means; the collapse diagnostics read both).
     """
     mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
     logits = self.decode(z, training=training)                # [B, D]
     kl = rate(mean, log_var)                                  # [B]
     nll = distortion(x, logits)                               # [B]
-    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean}
+    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var}

@@ -23,10 +23,11 @@ import shutil
 from vae.errors import OutputError, VAEError
 from vae.fileio import atomic_path, write_text_atomic
 
-METRICS_HEADER = ('dataset', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'seconds')
+METRICS_HEADER = ('dataset', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion',
+                  'active_units', 'seconds')
 # Flags that must match for a checkpoint to be resumed: they shape the model, the data or the random streams.
-RESUME_KEYS = ('dataset', 'latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture', 'updates_per_epoch',
-               'learning_rate', 'seed', 'binarize', 'do_viz')
+RESUME_KEYS = ('dataset', 'latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture',
+               'updates_per_epoch', 'learning_rate', 'seed', 'binarize', 'do_viz', 'beta', 'kl_warmup_steps')
 
 
 class RunPaths:
@@ -112,7 +113,7 @@ def export_model(model, directory):
 def _parse(key, text):
   if key == 'dataset':
     return text
-  return int(text) if key in ('epoch', 'step') else float(text)
+  return int(text) if key in ('epoch', 'step', 'active_units') else float(text)
 
 
 def _format(value):

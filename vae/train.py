@@ -20,6 +20,11 @@ Everything after `train_step` is engineering around it, with the same maths:
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
   [2] D. P. Kingma, J. Ba. Adam: A Method for Stochastic Optimization. ICLR 2015. https://arxiv.org/abs/1412.6980
+  [3] I. Higgins et al. beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework.
+      ICLR 2017.
+  [4] S. R. Bowman et al. Generating Sentences from a Continuous Space. CoNLL 2016.
+      https://arxiv.org/abs/1511.06349
+  [5] C. K. Sonderby et al. Ladder Variational Autoencoders. NeurIPS 2016. https://arxiv.org/abs/1602.02282
 """
 
 import numpy as np
@@ -28,14 +33,30 @@ import tensorflow as tf
 from vae import streams
 
 
-def train_step(model, optimizer, x, eps):
-  """One Adam step on the batch mean of -ELBO. x [B, D] targets in [0, 1], eps [B, latent_dim]; returns the loss."""
+def train_step(model, optimizer, x, eps, rate_weight=1.0):
+  """One Adam step on the batch mean of distortion + rate_weight * rate; returns that loss.
+
+  x [B, D] targets in [0, 1], eps [B, latent_dim]. With rate_weight = 1 the loss is -ELBO; other weights give the
+  beta-VAE objective and KL warm-up (see `rate_weight`).
+  """
   with tf.GradientTape() as tape:
-    terms = model.terms(x, eps, training=True)                   # rate, distortion: [B] each
-    loss = tf.reduce_mean(terms['rate'] + terms['distortion'])   # = -mean ELBO, a scalar
+    terms = model.terms(x, eps, training=True)                                # rate, distortion: [B] each
+    loss = tf.reduce_mean(terms['distortion'] + rate_weight * terms['rate'])  # -mean ELBO when rate_weight = 1
   grads = tape.gradient(loss, model.trainable_variables)
   optimizer.apply_gradients(zip(grads, model.trainable_variables))
   return loss
+
+
+def rate_weight(step, beta=1.0, kl_warmup_steps=0):
+  """The weight of the rate at training step `step` (0, 1, ...): beta (Higgins et al. [3]), reached linearly from
+  0 over the first `kl_warmup_steps` steps (KL warm-up, Bowman et al. [4], Sonderby et al. [5]).
+
+  A pure function of the step, so that a resumed run weighs every step as an uninterrupted one does.
+  """
+  if kl_warmup_steps <= 0:
+    return tf.constant(beta, tf.float32)
+  ramp = tf.minimum(1.0, tf.cast(step, tf.float32) / float(kl_warmup_steps))
+  return beta * ramp
 
 
 def train_noise(seed, step, batch_size, latent_dim):
@@ -64,7 +85,7 @@ def compact_images(images):
 
 
 def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
-                     dynamic_binarization=False):
+                     dynamic_binarization=False, beta=1.0, kl_warmup_steps=0):
   """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
 
   Args:
@@ -76,10 +97,12 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
     seed: the run's integer seed.
     jit_compile: compile the steps with XLA.
     dynamic_binarization: resample each batch's pixels as Bernoulli(intensity) at every step.
+    beta, kl_warmup_steps: the rate's weight in the objective, see `rate_weight`.
 
   The returned function takes `indices` int32 [S, B] (row s holds the rows of `train_images` that form the
   batch of step s) and `first_step`, the global number of the first of these S steps (the noise of a step is a
-  function of its number), runs the S steps one after the other and returns their losses, float32 [S].
+  function of its number), runs the S steps one after the other and returns their losses (the objective:
+  distortion + weight * rate), float32 [S].
 
   Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
   the two dozen variables, returning the loss), which is a noticeable share of a small model's step. Step s
@@ -107,7 +130,8 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
 
   def one_step(batch_indices, step):
     eps = train_noise(seed, step, batch_size, latent_dim)                     # [B, latent_dim]
-    return train_step(model, optimizer, batch(batch_indices, step), eps)
+    weight = rate_weight(step, beta, kl_warmup_steps)
+    return train_step(model, optimizer, batch(batch_indices, step), eps, weight)
 
   @tf.function(jit_compile=jit_compile)
   def compiled_steps(indices, first_step):

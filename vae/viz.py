@@ -148,19 +148,20 @@ def class_centroids(points, labels):
 def plot_metrics(rows):
   """The loss curves of a run (rows of metrics.csv as dicts) -> uint8 RGB image.
 
-  Left: the training loss and the test -ELBO per epoch. Right: the test rate and distortion, the two terms of
-  the -ELBO, on their own axes since they differ by two orders of magnitude.
+  Left: the training objective and the test -ELBO per epoch. Middle: the test rate and distortion, the two terms
+  of the -ELBO, on their own axes since they differ by two orders of magnitude. Right: the active units, the
+  latent dimensions in use (a falling count is posterior collapse).
   """
   epochs = [row['epoch'] for row in rows]
-  figure = plt.figure(figsize=(10, 4), dpi=100)
+  figure = plt.figure(figsize=(14, 4), dpi=100)
   try:
-    left = figure.add_subplot(1, 2, 1)
-    left.plot(epochs, [row['train_loss'] for row in rows], label='train loss (-ELBO)')
+    left = figure.add_subplot(1, 3, 1)
+    left.plot(epochs, [row['train_loss'] for row in rows], label='training objective')
     left.plot(epochs, [-row['test_elbo'] for row in rows], label='test -ELBO')
     left.set_xlabel('epoch')
     left.set_ylabel('nats')
     left.legend()
-    rate_axis = figure.add_subplot(1, 2, 2)
+    rate_axis = figure.add_subplot(1, 3, 2)
     rate_axis.plot(epochs, [row['test_rate'] for row in rows], color='tab:green', label='rate (KL)')
     rate_axis.set_xlabel('epoch')
     rate_axis.set_ylabel('rate, nats', color='tab:green')
@@ -168,6 +169,12 @@ def plot_metrics(rows):
     distortion_axis.plot(epochs, [row['test_distortion'] for row in rows], color='tab:red', label='distortion')
     distortion_axis.set_ylabel('distortion, nats', color='tab:red')
     rate_axis.set_title('test rate and distortion')
+    units = figure.add_subplot(1, 3, 3)
+    units.plot(epochs, [row['active_units'] for row in rows], color='tab:purple', drawstyle='steps-post')
+    units.set_xlabel('epoch')
+    units.set_ylabel('active units')
+    units.set_ylim(bottom=0)
+    units.set_title('active units (Cov_x E[z_u] > 0.01)')
     figure.tight_layout()
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()

@@ -1,0 +1,173 @@
+r"""Explore a trained model from its export alone: prior samples, reconstructions and interpolations.
+
+    python -m vae.explore --output_dir=runs/default                # writes PNGs and a gif into runs/default/explore
+    python -m vae.explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_
+
+It reads only what a run exports: `export/encoder.keras`, `export/decoder.keras` and `flags.json` (which data set
+to take test images from); no checkpoint and none of the training code. It writes
+
+    samples.png          --count images decoded from z ~ N(0, I), ten to a row
+    reconstructions.png  --count test images (odd rows) above their reconstructions from the posterior mean
+    interpolations.png   --pairs rows: two test images' posterior means joined in --steps steps, decoded
+    interpolation.gif    the same paths as an animation, there and back
+
+Interpolation is linear for latent_dim = 2 (the plane the canvas shows) and spherical for latent_dim > 2: under a
+high-dimensional Gaussian prior almost all the mass lies near a sphere, and a straight line between two codes
+cuts through the sparsely populated middle, while the great-circle path (slerp, Shoemake 1985; White 2016) keeps
+the norm of typical codes.
+
+References:
+  [1] T. White. Sampling Generative Networks. 2016. https://arxiv.org/abs/1609.04468
+"""
+
+import json
+import math
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.')
+flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.')
+flags.DEFINE_string('save_dir', None, 'Where the pictures go; default: <output_dir>/explore.')
+flags.DEFINE_string('prefix', '', 'Prepended to every file name written (e.g. "seed3_").')
+flags.DEFINE_integer('count', 50, 'Prior samples, and test images to reconstruct; a multiple of 10.')
+flags.DEFINE_integer('pairs', 6, 'Pairs of test images to interpolate between.')
+flags.DEFINE_integer('steps', 10, 'Points on each interpolation path, both ends included (at least 2).')
+flags.DEFINE_integer('seed', 0, 'Seeds the prior samples and the choice of test images.')
+FLAGS = flags.FLAGS
+
+COLUMNS = 10
+
+
+def slerp(a, b, t):
+  """Spherical interpolation between codes a and b [d] at fractions t [T] -> [T, d]; linear if they are parallel."""
+  import numpy as np
+  a, b, t = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(t, np.float64)[:, None]
+  cosine = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+  omega = math.acos(min(1.0, max(-1.0, cosine)))
+  if omega < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+
+
+def interpolate(a, b, steps):
+  """`steps` codes from a to b: linear in 2-d, spherical above. [steps, d]."""
+  import numpy as np
+  t = np.linspace(0.0, 1.0, steps)
+  if len(a) <= 2:
+    return (1 - t)[:, None] * np.asarray(a, np.float64) + t[:, None] * np.asarray(b, np.float64)
+  return slerp(a, b, t)
+
+
+def load_export(output_dir):
+  """(encoder, decoder, saved flags) of the run in `output_dir`; VAEError with one line if there is none."""
+  import keras
+  from vae.errors import VAEError
+
+  export = os.path.join(output_dir, 'export')
+  paths = [os.path.join(export, f'{part}.keras') for part in ('encoder', 'decoder')]
+  if not os.path.isdir(output_dir):
+    raise VAEError(f'--output_dir {output_dir} does not exist')
+  if not all(os.path.isfile(p) for p in paths):
+    raise VAEError(f'{output_dir} holds no exported model (export/encoder.keras and export/decoder.keras); train '
+                   f'a run there first')
+  try:
+    with open(os.path.join(output_dir, 'flags.json')) as f:
+      saved = json.load(f)
+    encoder, decoder = (keras.models.load_model(p) for p in paths)
+    latent_dim = int(decoder.inputs[0].shape[-1])
+    if len(encoder.outputs) != 2 or int(encoder.outputs[0].shape[-1]) != latent_dim:
+      raise ValueError('its encoder does not produce the mean and log-variance its decoder takes')
+  except Exception as e:  # noqa: BLE001  (any failure here means: not one of our runs)
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise VAEError(f'{output_dir} does not hold a run exported by this project ({reason[:200]})') from None
+  return encoder, decoder, saved
+
+
+def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, seed=0, prefix='', log=print):
+  """Writes the pictures described in the module docstring; returns their paths."""
+  import numpy as np
+  from vae import datasets, gifs, viz
+  from vae.fileio import ensure_writable_dir
+
+  encoder, decoder, saved = load_export(output_dir)
+  latent_dim = int(decoder.inputs[0].shape[-1])
+  name = saved.get('dataset', 'mnist')
+  dataset = datasets.load(name, data_dir or saved.get('data_dir') or datasets.default_data_dir(name))
+  shape = dataset.image_shape
+  test_images = dataset.test_images
+  if saved.get('binarize', 'none') != 'none':  # the model was trained on binary pixels: show it binary ones
+    test_images = (test_images > 0.5).astype(np.float32)
+  ensure_writable_dir(save_dir, 'save directory')
+  rng = np.random.default_rng(seed)
+
+  def decode(z):
+    return np.asarray(decoder(np.asarray(z, np.float32)))
+
+  def encode_mean(x):
+    return np.asarray(encoder(np.asarray(x, np.float32))[0])
+
+  written = []
+
+  def save(file_name, image):
+    path = os.path.join(save_dir, prefix + file_name)
+    gifs.save_png(path, image)
+    written.append(path)
+
+  save('samples.png', viz.probability_tile(decode(rng.standard_normal((count, latent_dim))), count // COLUMNS,
+                                           COLUMNS, shape))
+  chosen = rng.choice(len(test_images), size=min(count, len(test_images) // COLUMNS * COLUMNS), replace=False)
+  originals = test_images[chosen]
+  save('reconstructions.png', viz.reconstruction_frame(originals, decode(encode_mean(originals)), shape))
+  ends = encode_mean(test_images[rng.choice(len(test_images), size=2 * pairs, replace=False)])
+  paths = np.stack([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(pairs)])   # [pairs, steps, d]
+  logits = decode(paths.reshape(pairs * steps, latent_dim))
+  save('interpolations.png', viz.probability_tile(logits, pairs, steps, shape))
+  per_step = logits.reshape(pairs, steps, -1).swapaxes(0, 1)                                     # [steps, pairs, D]
+  there_and_back = list(range(steps)) + list(range(steps - 2, 0, -1))  # the ends once each, as the gif loops
+  frames = [viz.probability_tile(per_step[s], 1, pairs, shape) for s in there_and_back]
+  gif_path = os.path.join(save_dir, prefix + 'interpolation.gif')
+  gifs.write_gif(gif_path, frames, [100] * len(frames))
+  written.append(gif_path)
+  log(f'{"spherical" if latent_dim > 2 else "linear"} interpolation in {latent_dim}-d; wrote ' + ', '.join(written))
+  return written
+
+
+def main(argv):
+  if len(argv) > 1:
+    return fail(f'unexpected arguments: {" ".join(argv[1:])} (flags look like --name=value)')
+  if FLAGS.count < COLUMNS or FLAGS.count % COLUMNS:
+    return fail(f'--count must be a positive multiple of {COLUMNS}, got {FLAGS.count}')
+  if FLAGS.pairs < 1:
+    return fail(f'--pairs must be a positive integer, got {FLAGS.pairs}')
+  if FLAGS.steps < 2:
+    return fail(f'--steps must be at least 2, got {FLAGS.steps}')
+  if FLAGS.seed < 0:
+    return fail(f'--seed must be >= 0, got {FLAGS.seed}')
+  from vae.quiet import import_tensorflow
+  import_tensorflow()
+  from vae.errors import VAEError
+  try:
+    explore(FLAGS.output_dir, FLAGS.save_dir or os.path.join(FLAGS.output_dir, 'explore'), FLAGS.data_dir,
+            FLAGS.count, FLAGS.pairs, FLAGS.steps, FLAGS.seed, FLAGS.prefix)
+  except VAEError as e:
+    return fail(str(e))
+  return 0
+
+
+def fail(message, status=1):
+  print(f'error: {message}', file=sys.stderr)
+  return status
+
+
+def parse_flags(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(fail(f'{e} (see python -m vae.explore --helpshort)'))
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)
