@@ -57,7 +57,7 @@ def throughput(data_dir, rounds, steps_for):
   import keras
   from bench import machine
   from bench.reference import make_reference
-  from vae import idx, inputs, loop
+  from vae import idx, loop
 
   mnist = idx.load_mnist(data_dir)
   results = {}
@@ -92,7 +92,6 @@ def throughput(data_dir, rounds, steps_for):
                      'ratio': medians['ours'] / medians['reference'],
                      'rounds': {name: [round(v) for v in values] for name, values in timings.items()},
                      'training_mflop_per_image': machine.training_flops_per_image(ours.model) / 1e6}
-    del ours, reference_model
   return results
 
 

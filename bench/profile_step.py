@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = REPO  # as in bench.py: the repository root, not bench/, comes first
 
@@ -39,17 +38,6 @@ flags.DEFINE_integer('calls', 10, 'Calls per round.')
 FLAGS = flags.FLAGS
 
 BATCH = 128
-
-
-def fc_layer_shapes():
-  """(inputs, outputs) of the fc encoder's and decoder's dense layers, latent_dim 2, in order."""
-  return [(784, 500), (500, 500), (500, 200), (200, 4), (2, 200), (200, 500), (500, 500), (500, 784)]
-
-
-def matmul_flops_per_image():
-  forward = sum(i * o for i, o in fc_layer_shapes())
-  input_gradients = forward - 784 * 500          # no gradient flows into the pixels
-  return 2 * (2 * forward + input_gradients)     # forward + weight gradients + input gradients
 
 
 def median_ms_per_step(fn, steps_per_call, rounds):
@@ -67,9 +55,10 @@ def median_ms_per_step(fn, steps_per_call, rounds):
 
 def main(argv):
   del argv
+  from vae.quiet import import_tensorflow
+  tf = import_tensorflow()
   import keras
-  import numpy as np
-  import tensorflow as tf
+  from bench import machine
   from vae import idx, inputs, loop, train as train_lib
   steps_per_call = loop.STEPS_PER_CALL
 
@@ -78,8 +67,8 @@ def main(argv):
   config = loop.Config(updates_per_epoch=2 * steps_per_call)
   model = loop.build_model(config)
   kernels = [tuple(w.shape) for w in model.trainable_variables if len(w.shape) == 2]
-  if kernels != fc_layer_shapes():
-    raise SystemExit(f'the fc network changed ({kernels}); update fc_layer_shapes()')
+  if kernels != machine.FC_LAYERS:
+    raise SystemExit(f'the fc network changed ({kernels}); update bench/machine.py FC_LAYERS')
   optimizer = keras.optimizers.Adam(config.learning_rate)
   variables = model.trainable_variables
   optimizer.build(variables)
@@ -122,21 +111,7 @@ def main(argv):
       optimizer.apply_gradients(zip(fixed_grads, variables))
     return optimizer.iterations
 
-  rng = np.random.default_rng(0)
-  shapes = fc_layer_shapes()
-  acts = [tf.constant(rng.random((BATCH, i), np.float32)) for i, _ in shapes]     # layer inputs
-  deltas = [tf.constant(rng.random((BATCH, o), np.float32)) for _, o in shapes]   # output gradients
-  weights = [tf.constant(rng.random((i, o), np.float32)) for i, o in shapes]
-
-  @tf.function(jit_compile=True)
-  def matmuls_alone():
-    out = []
-    for k, (a, d, w) in enumerate(zip(acts, deltas, weights)):
-      out.append(tf.matmul(a, w))                            # forward      [B, out]
-      out.append(tf.matmul(a, d, transpose_a=True))          # dW           [in, out]
-      if k > 0:
-        out.append(tf.matmul(d, w, transpose_b=True))        # dX           [B, in]
-    return out
+  matmuls_alone = machine.fc_matmuls()
 
   big = tf.random.normal([1024, 1024], seed=2)
   big_matmul = tf.function(lambda: tf.matmul(big, big), jit_compile=True)
@@ -160,7 +135,7 @@ def main(argv):
       'matmuls alone': median_ms_per_step(matmuls_alone, 1, FLAGS.rounds),
   }
   rows['per-call cost (Trainer.run_epoch - full step)'] = ours_ms - rows['full step']
-  flops = matmul_flops_per_image() * BATCH
+  flops = machine.fc_matmul_flops_per_image() * BATCH
   print(f'fc step, batch {BATCH}, ms per step (median of {FLAGS.rounds} rounds):')
   for name, ms in rows.items():
     print(f'  {name:<48}{ms:>7.2f}')

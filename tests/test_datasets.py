@@ -31,7 +31,7 @@ def run_py(*args):
                         text=True, timeout=300, env=env)
 
 
-def test_fashion_mnist_is_downloaded_verified_and_named(tmp_path, mirror):  # noqa: F811
+def test_fashion_mnist_is_downloaded_verified_and_named(tmp_path, mirror):  # noqa: F811  (the fixture)
   base, checksums = mirror
   dataset = idx.load('fashion_mnist', str(tmp_path / 'fashion'), mirrors=[base + '/good/'], checksums=checksums,
                      timeout=5)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import idx, inputs, fileio, loop
+from vae import fileio, idx, loop
 from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
-from conftest import REPO_ROOT, synthetic_digits, write_mnist
+from conftest import REPO_ROOT, synthetic_digits
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -209,7 +209,10 @@ def test_ctrl_c_exits_cleanly_and_says_how_to_resume(tmp_path, mnist_dir, onednn
   args = [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', f'--output_dir={tmp_path}',
           '--epochs=50', '--updates_per_epoch=20', '--batch_size=16', '--do_viz=False', '--eval_k=2']
   env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
-  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+  # Ctrl-C as in a terminal: SIGINT handled by default, even when the test runner was started with it ignored
+  # (as a background job is).
+  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   deadline = time.time() + 120
   while not tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')) and time.time() < deadline:
     time.sleep(0.05)

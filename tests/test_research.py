@@ -56,7 +56,7 @@ def reference_run(tmp_path_factory):
 def test_a_run_writes_every_research_output(reference_run):
   _, out = reference_run
   with open(os.path.join(out, 'metrics.csv')) as f:
-    assert f.readline().strip() == 'dataset,epoch,step,train_loss,test_elbo,test_rate,test_distortion,seconds'
+    assert f.readline().strip() == 'dataset,epoch,step,train_loss,test_elbo,test_rate,test_distortion,active_units,seconds'
   assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])
@@ -346,7 +346,8 @@ def test_spherical_interpolation_keeps_the_norm_and_hits_both_ends():
 
 def test_explore_refuses_a_missing_or_foreign_directory_with_one_line(tmp_path):
   missing = explore_py(f'--output_dir={tmp_path / "nothing"}')
-  assert missing.returncode == 1 and missing.stderr.strip() == f'error: --output_dir {tmp_path / "nothing"} does not exist'
+  assert missing.returncode == 1
+  assert missing.stderr.strip() == f'error: --output_dir {tmp_path / "nothing"} does not exist'
   empty = explore_py(f'--output_dir={tmp_path}')
   assert empty.stderr.strip() == (f'error: {tmp_path} holds no exported model (export/encoder.keras and '
                                   f'export/decoder.keras); train a run there first')

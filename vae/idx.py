@@ -5,10 +5,11 @@ The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixel
     images: magic 0x00000803, int32 count, int32 rows, int32 cols, then count*rows*cols bytes
     labels: magic 0x00000801, int32 count,                          then count bytes (0..9)
 
-MNIST and Fashion-MNIST (`SOURCES`) share the layout and the file names. `data_dir` holds the files either gzipped (`train-images-idx3-ubyte.gz`, as distributed) or uncompressed
-(`train-images-idx3-ubyte`). Files already on disk are trusted only after their header has been checked against
-their length: magic number, counts, 28x28 images, and exactly as many bytes as the header promises. This check
-comes *before* any large allocation, so a corrupted header that claims billions of images fails at once.
+MNIST and Fashion-MNIST (`SOURCES`) share the layout and the file names. `data_dir` holds the files either gzipped
+(`train-images-idx3-ubyte.gz`, as distributed) or uncompressed (`train-images-idx3-ubyte`). Files already on disk
+are trusted only after their header has been checked against their length: magic number, counts, 28x28 images, and
+exactly as many bytes as the header promises. This check comes *before* any large allocation, so a corrupted header
+that claims billions of images fails at once.
 
 Missing files are downloaded (vae/download.py) from public mirrors tried in turn, verified against their published
 SHA-256 checksums, and written atomically, so an interrupted download never leaves a file that looks complete.

@@ -1,8 +1,8 @@
 """Encoder and decoder networks: the two halves of the VAE, as Keras 3 models.
 
-An *encoder* maps a batch of flattened images x [B, D] (D = H*W*C, 784 for MNIST) to the parameters of the approximate posterior
-q(z|x) = N(mean, diag(exp(log_var))): two tensors `mean` and `log_var`, each [B, latent_dim]. Predicting the log
-of the variance keeps the variance positive without a constraint and keeps gradients well scaled.
+An *encoder* maps a batch of flattened images x [B, D] (D = H*W*C, 784 for MNIST) to the parameters of the
+approximate posterior q(z|x) = N(mean, diag(exp(log_var))): two tensors `mean` and `log_var`, each [B, latent_dim].
+Predicting the log of the variance keeps the variance positive without a constraint and keeps gradients well scaled.
 
 A *decoder* maps latent codes z [B, latent_dim] to the D Bernoulli *logits* of p(x|z), one per pixel value. Returning
 logits rather than probabilities lets the loss use the numerically stable sigmoid cross-entropy (see model.py).

@@ -7,7 +7,8 @@ For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
 
 is the minibatch estimate of -ELBO (see model.py); its gradient with respect to the encoder and decoder
 weights is an unbiased estimate of the gradient of the -ELBO, thanks to the reparameterisation, and Adam [2]
-takes one step along it.
+takes one step along it. `--beta` and `--kl_warmup_steps` weigh the rate by w(t) instead of 1 (`rate_weight`):
+the beta-VAE objective [3] and KL warm-up [4, 5]; with the defaults w = 1 and the loss is exactly -ELBO.
 
 Everything after `train_step` is engineering around it, with the same maths:
 

@@ -2,17 +2,19 @@
 
 With latent_dim == 2 two frames are drawn after every epoch:
 
-* the *spread*: the posterior means mu(x) of 5000 fixed test images, one dot per image coloured by its digit,
-  each digit's centroid labelled, on fixed axes [-5, 5]^2 so that frames line up into an animation;
+* the *spread*: the posterior means mu(x) of 5000 fixed test images, one dot per image coloured by its class,
+  each class named (on its centroid, or in a legend when the names are long), on fixed axes [-5, 5]^2 so that
+  frames line up into an animation;
 * the *canvas*: the decoder's pixel probabilities sigmoid(f(z)) on a 15x15 grid of z over [-2, 2]^2, tiled into
-  one 420x420 image. Since p(z) = N(0, I), the grid covers the region where most of the prior's mass lies.
+  one image (420x420 for MNIST; in colour for colour images). Since p(z) = N(0, I), the grid covers the region
+  where most of the prior's mass lies.
 
 With latent_dim > 2 a grid over z no longer makes sense, so three frames are drawn instead:
 
 * the *spread* of the posterior means projected onto their first two principal components (PCA, refitted each
   epoch, signs fixed so the picture does not flip between frames);
 * *samples*: 10x10 digits decoded from fixed draws z ~ N(0, I);
-* *reconstructions*: 50 fixed test digits (odd rows) above their reconstructions (even rows), decoded from one
+* *reconstructions*: 50 fixed test images (odd rows) above their reconstructions (even rows), decoded from one
   fixed posterior sample each.
 
 At the end each kind of frame becomes a gif (`spread.gif`, `canvas.gif`, or `samples.gif`,
