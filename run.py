@@ -1,11 +1,12 @@
-r"""Train a variational autoencoder on MNIST: the one entry point.
+r"""Train a variational autoencoder on MNIST (or another image data set): the one entry point.
 
     python run.py                                      # the original defaults: fc/fc, latent_dim=2, 100 epochs
     python run.py --encoder_architecture=conv --decoder_architecture=conv
     python run.py --do_viz=False --data_dir=/data/mnist --output_dir=runs/headless
+    python run.py --dataset=fashion_mnist --latent_dim=50 --binarize=dynamic --kl_warmup_steps=10000
 
 Each epoch is `updates_per_epoch` Adam steps on minibatches of `batch_size` training images, followed by an
-evaluation of the ELBO on all 10,000 test images (one fixed posterior sample per image), printed as
+evaluation of the ELBO on all the test images (one fixed posterior sample per image), printed as
 `elbo = -(rate + distortion)` in nats (see vae/model.py). With latent_dim == 2 and do_viz, each epoch also draws
 a spread frame and a canvas frame (vae/viz.py), and the end of the run assembles them into spread.gif and
 canvas.gif in the output directory.
@@ -13,7 +14,8 @@ canvas.gif in the output directory.
 Outputs in --output_dir: flags.json (this run's flags), metrics.csv (one row per epoch), checkpoints/ (the
 same command resumes from them), tensorboard/, figs/<kind>/ (the frames), spread.gif and canvas.gif (or
 samples.gif and reconstructions.gif when latent_dim > 2), loss_curve.png, export/encoder.keras and
-export/decoder.keras, and evaluation.json (test ELBO and the importance-weighted log-likelihood estimate).
+export/decoder.keras, and evaluation.json (test ELBO, the importance-weighted log-likelihood estimate, active
+units). `python -m vae.explore --output_dir=DIR` then draws samples, reconstructions and interpolations.
 
 All flags are defined here, and only here; the package's functions take explicit arguments.
 """
@@ -136,7 +138,7 @@ def main(argv):
 
   try:
     if FLAGS.eval_only:
-      evaluate_saved_run(FLAGS.output_dir, FLAGS.eval_k, data_dir=data_dir if FLAGS['data_dir'].present else None)
+      evaluate_saved_run(FLAGS.output_dir, FLAGS.eval_k, data_dir=FLAGS.data_dir if FLAGS['data_dir'].present else None)
       return 0
     # The data set's image shape decides which architectures fit: checked from its metadata, before any work.
     image_shape, _ = datasets.describe(FLAGS.dataset, data_dir)
