@@ -42,6 +42,13 @@ def test_fashion_mnist_is_downloaded_verified_and_named(tmp_path, mirror):  # no
   assert sorted(download.FASHION_MNIST_SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)
 
 
+def test_each_data_set_has_a_default_directory_of_its_own(tmp_path):
+  # The original's ../mnist stays MNIST's; Fashion-MNIST's files have the same names, so they must not share it.
+  assert datasets.default_data_dir('mnist') == os.path.join('..', 'mnist')
+  assert datasets.default_data_dir('fashion_mnist') == os.path.join('..', 'fashion_mnist')
+  assert datasets.default_data_dir('emnist/letters') == os.path.join('..', 'tensorflow_datasets')
+
+
 def test_fashion_mnist_offline_names_itself(tmp_path):
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
@@ -165,3 +172,17 @@ def test_resuming_with_another_data_set_is_refused(tmp_path, mirror):  # noqa: F
   with pytest.raises(VAEError, match=r'holds a run made with --dataset=mnist, not fashion_mnist'):
     loop.train(loop.Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
                log=QUIET)
+
+
+def test_run_py_finds_fashion_mnist_in_its_default_directory_and_records_it(tmp_path):
+  write_mnist(str(tmp_path / 'fashion_mnist'))  # synthetic files in the Fashion-MNIST layout
+  work = tmp_path / 'work'
+  work.mkdir()
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=fashion_mnist',
+                           '--output_dir=out', '--epochs=1', '--updates_per_epoch=2', '--batch_size=16',
+                           '--eval_k=1', '--do_viz=False'], cwd=work, capture_output=True, text=True, timeout=300,
+                          env=env)
+  assert result.returncode == 0 and result.stderr == '', result.stderr
+  assert json.load(open(work / 'out' / 'flags.json'))['data_dir'] == os.path.join('..', 'fashion_mnist')
+  assert next(csv.DictReader(open(work / 'out' / 'metrics.csv')))['dataset'] == 'fashion_mnist'

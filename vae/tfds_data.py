@@ -47,12 +47,12 @@ def builder(name, data_dir):
     raise UnknownDataset(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
-def describe(name, data_dir):
+def describe(name, data_dir, data_builder=None):
   """(image_shape (H, W, C), class_names) of the TFDS data set `name`, read from its metadata, without data.
 
   Raises DataError if the data set has no fully defined image feature or no integer label.
   """
-  info = builder(name, data_dir).info
+  info = (data_builder or builder(name, data_dir)).info
   features = info.features
   names = sorted(features.keys()) if hasattr(features, 'keys') else []
   tfds = _tfds()
@@ -70,8 +70,8 @@ def describe(name, data_dir):
 
 def load(name, data_dir):
   """The TFDS data set `name` as a `Dataset`, prepared into `data_dir` first if it is not there yet."""
-  image_shape, class_names = describe(name, data_dir)
   data_builder = builder(name, data_dir)
+  image_shape, class_names = describe(name, data_dir, data_builder)
   if not data_builder.is_prepared():
     _prepare(name, data_builder, data_dir)
   train_images, train_labels = _read_split(data_builder, 'train', image_shape)
