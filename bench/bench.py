@@ -57,9 +57,9 @@ def throughput(data_dir, rounds, steps_for):
   import keras
   from bench import machine
   from bench.reference import make_reference
-  from vae import idx, loop
+  from vae import data, loop
 
-  mnist = idx.load_mnist(data_dir)
+  mnist = data.load('mnist', data_dir)
   results = {}
   for arch in ('fc', 'conv'):
     steps = steps_for[arch]
@@ -126,8 +126,8 @@ def reference_startup(data_dir):
   """Seconds from process start to the reference loop's first step, in a fresh process."""
   code = ('import time, os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2"); import sys; '
           f'sys.path.insert(0, {REPO!r}); '
-          'from vae import idx, inputs, loop; from bench.reference import make_reference; '
-          f'm = idx.load_mnist({data_dir!r}); model = loop.build_model(loop.Config()); '
+          'from vae import data, inputs, loop; from bench.reference import make_reference; '
+          f'm = data.load("mnist", {data_dir!r}); model = loop.build_model(loop.Config()); '
           'step, batches = make_reference(model, m.train_images, 128); x = next(batches); '
           'print(time.time()); step(x)')
   launched = time.time()

@@ -59,11 +59,11 @@ def main(argv):
   tf = import_tensorflow()
   import keras
   from bench import machine
-  from vae import idx, inputs, loop, train as train_lib
+  from vae import data, engine, inputs, loop, train as train_lib
   steps_per_call = loop.STEPS_PER_CALL
 
   tf.config.experimental.enable_op_determinism()  # as in run.py
-  mnist = idx.load_mnist(FLAGS.data_dir)
+  mnist = data.load('mnist', FLAGS.data_dir)
   config = loop.Config(updates_per_epoch=2 * steps_per_call)
   model = loop.build_model(config)
   kernels = [tuple(w.shape) for w in model.trainable_variables if len(w.shape) == 2]
@@ -72,7 +72,7 @@ def main(argv):
   optimizer = keras.optimizers.Adam(config.learning_rate)
   variables = model.trainable_variables
   optimizer.build(variables)
-  codes, scale = train_lib.compact_images(mnist.train_images)
+  codes, scale = engine.compact_images(mnist.train_images)
   stored = tf.constant(codes)
   batches = iter(inputs.train_batches(len(codes), BATCH, seed=0))
   indices = tf.stack([next(batches) for _ in range(steps_per_call)])
@@ -99,8 +99,8 @@ def main(argv):
       return losses.stack()
     return lambda: steps(tf.constant(0, tf.int64))
 
-  # The full step is the project's own (train.make_train_steps, as run.py uses it), on a model of its own.
-  full_steps = train_lib.make_train_steps(loop.build_model(config), keras.optimizers.Adam(config.learning_rate),
+  # The full step is the project's own (engine.make_train_steps, as run.py uses it), on a model of its own.
+  full_steps = engine.make_train_steps(loop.build_model(config), keras.optimizers.Adam(config.learning_rate),
                                           mnist.train_images, batch_size=BATCH, seed=0, jit_compile=True)
 
   fixed_grads = [tf.random.normal(v.shape, stddev=1e-3, seed=1) for v in variables]

@@ -2,10 +2,17 @@
 
 No test reads ../shared or the internet. The synthetic digits are learnable (each class is a fixed random
 stroke pattern plus pixel noise), so a few training steps visibly lower the loss.
+
+vae/data.py accepts an MNIST or Fashion-MNIST file only if its contents have a known fingerprint. Every synthetic
+file `write_mnist` writes is made known as the data set it stands for: in this process directly, and in every
+process the tests spawn through tests/known_data/sitecustomize.py, which reads the registry file named by
+VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need the real data.
 """
 
+import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,11 +21,34 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from vae import idx, inputs  # noqa: E402
+from vae import data, idx, inputs  # noqa: E402
+
+KNOWN_CONTENTS_FILE = os.path.join(tempfile.mkdtemp(prefix='vae-tests-'), 'known_contents.json')
+os.environ['VAE_TEST_KNOWN_CONTENTS'] = KNOWN_CONTENTS_FILE
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [os.path.join(REPO_ROOT, 'tests', 'known_data')] + [p for p in [os.environ.get('PYTHONPATH')] if p])
+_registered = {}
+# Synthetic files never share contents unless they are the same file of the same set: each (seed, split, data set)
+# draws from a stream of its own.
+SPLIT_STREAMS = {'train': 0, 'test': 1}
+DATASET_STREAMS = {'mnist': 0, 'fashion_mnist': 1}
+
+
+def make_known(dataset, paths):
+  """Makes the contents of the IDX files {name: path} known as `dataset`'s, here and in spawned processes."""
+  for name, path in paths.items():
+    kind = 'images' if 'images' in name else 'labels'
+    _registered[idx.read_idx_and_fingerprint(path, kind)[1]] = (dataset, name)
+  data.KNOWN_CONTENTS.update(_registered)
+  with open(KNOWN_CONTENTS_FILE, 'w') as f:
+    json.dump(_registered, f)
 
 
 def synthetic_digits(count, seed):
-  """uint8 images [count, 28, 28] and labels [count]: class prototypes plus noise, in the MNIST value range."""
+  """uint8 images [count, 28, 28] and labels [count]: class prototypes plus noise, in the MNIST value range.
+
+  `seed`: anything numpy's default_rng takes, e.g. a tuple of integers.
+  """
   rng = np.random.default_rng(seed)
   prototypes = (np.random.default_rng(1234).random((inputs.NUM_CLASSES, 28, 28)) > 0.8).astype(np.float64)
   labels = (np.arange(count) % inputs.NUM_CLASSES).astype(np.uint8)
@@ -28,17 +58,19 @@ def synthetic_digits(count, seed):
   return np.clip(np.round(images * 255), 0, 255).astype(np.uint8), labels
 
 
-def write_mnist(directory, num_train=256, num_test=64, gz=True, seed=0):
-  """Writes the four IDX files into `directory`; returns {name: path}."""
+def write_mnist(directory, num_train=256, num_test=64, gz=True, seed=0, dataset='mnist', known=True):
+  """Writes the four IDX files into `directory`, known as `dataset`'s unless `known` is False; returns {name: path}."""
   os.makedirs(directory, exist_ok=True)
-  train = synthetic_digits(num_train, seed)
-  test = synthetic_digits(num_test, seed + 1)
+  train = synthetic_digits(num_train, (seed, SPLIT_STREAMS['train'], DATASET_STREAMS[dataset]))
+  test = synthetic_digits(num_test, (seed, SPLIT_STREAMS['test'], DATASET_STREAMS[dataset]))
   arrays = dict(zip(idx.FILE_NAMES, (train[0], train[1], test[0], test[1])))
   paths = {}
   for name, array in arrays.items():
     path = os.path.join(directory, name + ('.gz' if gz else ''))
     idx.write_idx(path, array)
     paths[name] = path
+  if known:
+    make_known(dataset, paths)
   return paths
 
 

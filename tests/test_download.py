@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from vae import download, idx
+from vae import data, download, idx
 from vae.errors import DownloadError
 from conftest import write_mnist
 
@@ -47,12 +47,13 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
     pass
 
 
-@pytest.fixture
-def mirror(tmp_path):
-  """A local mirror holding tiny MNIST .gz files; yields (base_url, checksums)."""
-  paths = write_mnist(str(tmp_path / 'source'))
+def serve(tmp_path, monkeypatch, dataset):
+  """A local mirror holding tiny .gz files of `dataset`, published with their checksums; yields (base_url,
+  checksums)."""
+  paths = write_mnist(str(tmp_path / f'source-{dataset}'), dataset=dataset)
   files = {os.path.basename(p): open(p, 'rb').read() for p in paths.values()}
   checksums = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+  monkeypatch.setitem(data.SOURCES, dataset, data.SOURCES[dataset]._replace(gz_sha256=checksums))
   handler = type('Handler', (MirrorHandler,), {'files': files})
   server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
   thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -60,6 +61,16 @@ def mirror(tmp_path):
   yield f'http://127.0.0.1:{server.server_address[1]}', checksums
   server.shutdown()
   server.server_close()
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+  yield from serve(tmp_path, monkeypatch, 'mnist')
+
+
+@pytest.fixture
+def fashion_mirror(tmp_path, monkeypatch):
+  yield from serve(tmp_path, monkeypatch, 'fashion_mnist')
 
 
 def closed_port_url():
@@ -76,11 +87,11 @@ def leftovers(directory):
 def test_missing_files_are_downloaded_verified_and_loaded(tmp_path, mirror):
   base, checksums = mirror
   target = str(tmp_path / 'fresh' / 'mnist')  # does not exist yet
-  mnist = idx.load_mnist(target, mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  mnist = data.load('mnist', target, mirrors=[base + '/good/'], timeout=5)
   assert mnist.train_images.shape == (256, 784)
   assert sorted(os.listdir(target)) == sorted(n + '.gz' for n in idx.FILE_NAMES)
   # Second time round nothing is fetched: a dead mirror list does not matter.
-  again = idx.load_mnist(target, mirrors=[closed_port_url()], checksums=checksums, timeout=5)
+  again = data.load('mnist', target, mirrors=[closed_port_url()], timeout=5)
   np.testing.assert_array_equal(again.test_labels, mnist.test_labels)
 
 
@@ -88,7 +99,7 @@ def test_only_missing_files_are_fetched(tmp_path, mirror):
   base, checksums = mirror
   write_mnist(str(tmp_path))
   os.remove(tmp_path / 't10k-labels-idx1-ubyte.gz')
-  paths = idx.ensure_files(str(tmp_path), mirrors=[base + '/good/'], checksums=checksums, timeout=5)
+  paths = data.ensure_files(str(tmp_path), [base + '/good/'], checksums, timeout=5)
   assert paths['t10k-labels-idx1-ubyte'].endswith('t10k-labels-idx1-ubyte.gz')
   assert os.path.exists(tmp_path / 't10k-labels-idx1-ubyte.gz')
 
@@ -121,7 +132,7 @@ def test_no_mirror_reachable_gives_one_short_line_with_the_reason_once_and_what_
   dead = [closed_port_url(), closed_port_url()]
   target = tmp_path / 'mnist'
   with pytest.raises(DownloadError) as info:
-    idx.load_mnist(str(target), mirrors=dead, timeout=5)
+    data.load('mnist', str(target), mirrors=dead, timeout=5)
   names = ', '.join(name + '.gz' for name in idx.FILE_NAMES)
   assert str(info.value) == (f'MNIST could not be downloaded: no mirror could be reached (Connection refused). '
                              f'Put {names} into {target}, or pass --data_dir=DIR pointing at them')
@@ -133,8 +144,8 @@ def test_mirrors_that_fail_in_different_ways_each_give_their_reason_once(tmp_pat
   base, checksums = mirror
   target = tmp_path / 'mnist'
   with pytest.raises(DownloadError) as info:
-    idx.load_mnist(str(target), mirrors=[f'{base}/notfound/', f'{base}/tampered/', closed_port_url()],
-                   checksums=checksums, timeout=5)
+    data.load('mnist', str(target), mirrors=[f'{base}/notfound/', f'{base}/tampered/', closed_port_url()],
+              timeout=5)
   message = str(info.value)
   host = base.split('//')[1]
   assert message.startswith(f'MNIST could not be downloaded: no mirror delivered it (HTTP 404 from {host}; '
@@ -150,6 +161,10 @@ def test_plain_http_is_refused_except_on_loopback(tmp_path):
 
 
 def test_the_default_mirrors_are_https_and_the_checksums_are_the_published_ones():
-  assert all(m.startswith('https://') and m.endswith('/') for m in download.MIRRORS)
-  assert download.SHA256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
-  assert sorted(download.SHA256) == sorted(n + '.gz' for n in idx.FILE_NAMES)
+  for source in data.SOURCES.values():
+    assert all(m.startswith('https://') and m.endswith('/') for m in source.mirrors)
+    assert sorted(source.gz_sha256) == sorted(n + '.gz' for n in idx.FILE_NAMES)
+    assert sorted(source.fingerprints) == sorted(idx.FILE_NAMES)
+  assert data.SOURCES['mnist'].gz_sha256['train-images-idx3-ubyte.gz'].startswith('440fcabf73cc546f')
+  assert data.SOURCES['mnist'].fingerprints['train-images-idx3-ubyte'].startswith('ba891046e6505d7a')
+  assert data.SOURCES['fashion_mnist'].fingerprints['train-images-idx3-ubyte'].startswith('c59f468a2f672dc8')

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import evaluate, inputs, model as model_lib, networks, streams, train
+from vae import engine, evaluate, inputs, model as model_lib, networks, streams, train
 from conftest import synthetic_digits
 
 
@@ -46,11 +46,22 @@ def test_reparameterize_uses_the_standard_deviation():
   np.testing.assert_allclose(z.numpy(), [[3.0, 1.0]], rtol=1e-6)
 
 
-def test_elbo_is_minus_rate_minus_distortion():
+def test_the_monte_carlo_form_averages_to_the_closed_form_elbo():
+  # (1) E_q[log p(x|z) + log p(z) - log q(z|x)] = (2) E_q[log p(x|z)] - KL: L_1 is the ELBO in expectation.
+  keras.utils.set_random_seed(0)
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-  x = tf.random.uniform([4, 784])
-  terms = vae.terms(x, tf.random.normal([4, 2]))
-  np.testing.assert_allclose(terms['elbo'].numpy(), -(terms['rate'] + terms['distortion']).numpy(), rtol=1e-6)
+  images, _ = synthetic_digits(3, seed=5)
+  x = tf.constant(images.reshape(3, 784).astype(np.float32) / 255.0)
+  num_samples = 20000
+  eps = tf.random.stateless_normal([num_samples, 3, 2], seed=[1, 2])
+  monte_carlo = vae.log_weights(x, eps).numpy().astype(np.float64)                            # [S, B]
+  closed = vae.terms(tf.tile(x, [num_samples, 1]), tf.reshape(eps, [-1, 2]))['elbo'].numpy()
+  closed = closed.reshape(num_samples, 3).astype(np.float64)                                 # [S, B]
+  # Per draw the two differ by log p(z) - log q(z|x) + KL, whose mean is 0; both share the same log p(x|z).
+  difference = monte_carlo - closed
+  assert np.all(np.abs(difference.mean(0)) < 4 * difference.std(0) / np.sqrt(num_samples))
+  assert np.all(difference.std(0) > 0.01)  # the two forms really are different estimators
+  assert np.all(np.abs(monte_carlo.mean(0) - closed.mean(0)) < 0.05)
 
 
 def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
@@ -58,7 +69,7 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
   images, _ = synthetic_digits(256, seed=0)
   images = tf.constant(images.reshape(-1, 784).astype(np.float32) / 255.0)
   vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
-  train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
+  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
                                        jit_compile=jit_compile)
   evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
   eps = evaluate.eval_noise(0, 256, 2)
@@ -69,6 +80,19 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60):
     losses.extend(train_steps(tf.stack([next(batches) for _ in range(10)]), first).numpy())
   after = evaluate_fn(images.numpy(), eps)['elbo'].mean()
   return before, after, losses
+
+
+def test_the_plain_training_loop_lowers_the_loss():
+  keras.utils.set_random_seed(0)
+  images, _ = synthetic_digits(256, seed=0)
+  images = images.reshape(-1, 784).astype(np.float32) / 255.0
+  vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+  printed = []
+  losses = train.train_loop(vae, keras.optimizers.Adam(1e-3), images, steps=40, batch_size=32, log=printed.append,
+                            log_every=20)
+  assert len(losses) == 40 and np.all(np.isfinite(losses))
+  assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 100, (losses[:5], losses[-5:])
+  assert [line.split(':')[0] for line in printed] == ['step 0', 'step 20', 'step 39']
 
 
 def test_a_few_fc_steps_raise_the_elbo():
@@ -92,15 +116,15 @@ def test_training_noise_is_a_pure_function_of_seed_and_step():
 
 def test_compact_images_are_exact_or_refused():
   grey = (np.arange(256, dtype=np.float32)[None, :].repeat(3, 0) * np.float32(1.0 / 255.0))
-  codes, scale = train.compact_images(grey)
+  codes, scale = engine.compact_images(grey)
   assert codes.dtype == np.uint8
   np.testing.assert_array_equal(codes.astype(np.float32) * scale, grey)
   binary = np.array([[0.0, 1.0, 1.0]], np.float32)
-  codes, scale = train.compact_images(binary)
+  codes, scale = engine.compact_images(binary)
   assert codes.dtype == np.uint8
   np.testing.assert_array_equal(codes.astype(np.float32) * scale, binary)
   other = np.array([[0.123456]], np.float32)
-  kept, scale = train.compact_images(other)
+  kept, scale = engine.compact_images(other)
   assert scale is None and kept.dtype == np.float32
 
 
@@ -115,7 +139,7 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
   def trained(calls):
     keras.utils.set_random_seed(0)
     vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-    train_steps = train.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
+    train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
                                          jit_compile=jit_compile, dynamic_binarization=True)
     losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
     traced.append(train_steps.compiled.experimental_get_tracing_count())
@@ -143,7 +167,7 @@ def test_the_compiled_steps_are_the_plain_train_step():
     return vae, optimizer
 
   vae, optimizer = fresh()
-  compiled = train.make_train_steps(vae, optimizer, images, batch_size=16, seed=4)
+  compiled = engine.make_train_steps(vae, optimizer, images, batch_size=16, seed=4)
   loss = compiled(indices[None], 7).numpy()[0]
   plain_vae, plain_optimizer = fresh()
   eps = train.train_noise(4, 7, 16, 2)

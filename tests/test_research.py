@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from vae import idx, inputs, evaluate, loop, model as model_lib, networks, train
+from vae import engine, evaluate, inputs, loop, model as model_lib, networks, train
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock
 from conftest import REPO_ROOT, synthetic_digits
@@ -179,8 +179,8 @@ def _trained_tiny_model():
   images, _ = synthetic_digits(256, seed=0)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-  train_steps = train.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32,
-                                       seed=0, jit_compile=True)
+  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32,
+                                        seed=0, jit_compile=True)
   batches = iter(inputs.train_batches(256, 32, seed=0))
   for first in range(0, 400, 20):
     train_steps(tf.stack([next(batches) for _ in range(20)]), first)
@@ -190,7 +190,7 @@ def _trained_tiny_model():
 def test_log_importance_weights_match_numpy():
   vae, images = _trained_tiny_model()
   eps = np.random.default_rng(0).normal(size=(3, 4, 2)).astype(np.float32)
-  got = evaluate.log_importance_weights(vae, tf.constant(images[:4]), tf.constant(eps)).numpy()
+  got = vae.log_weights(tf.constant(images[:4]), tf.constant(eps)).numpy()
   mean, log_var = (t.numpy().astype(np.float64) for t in vae.encode(images[:4]))
   z = mean + np.exp(0.5 * log_var) * eps
   logits = vae.decode(z.reshape(12, 2).astype(np.float32)).numpy().astype(np.float64).reshape(3, 4, 784)
@@ -220,7 +220,7 @@ def test_the_iwae_bound_is_above_the_elbo_and_rises_with_k():
 def test_binarize_modes(mode):
   images, _ = synthetic_digits(100, seed=0)
   grey = images.reshape(-1, 784).astype(np.float32) / 255.0
-  mnist = idx.Dataset(grey, None, grey[:50], None)
+  mnist = inputs.Dataset(grey, None, grey[:50], None)
   train_images, test_images = inputs.prepare_images(mnist, mode, seed=0)
   binary = lambda a: set(np.unique(a).tolist()) <= {0.0, 1.0}  # noqa: E731
   assert binary(train_images) == (mode == 'static')
@@ -253,9 +253,9 @@ def test_a_larger_latent_space_draws_samples_reconstructions_and_a_pca_spread(re
 
 
 def test_the_rate_weight_ramps_linearly_to_beta_as_a_function_of_the_step():
-  weights = [float(train.rate_weight(step, beta=2.0, kl_warmup_steps=10)) for step in (0, 1, 5, 10, 11, 500)]
+  weights = [float(train.rate_weight_at(step, beta=2.0, kl_warmup_steps=10)) for step in (0, 1, 5, 10, 11, 500)]
   np.testing.assert_allclose(weights, [0.0, 0.2, 1.0, 2.0, 2.0, 2.0], rtol=1e-6)
-  assert float(train.rate_weight(tf.constant(7, tf.int64), beta=0.5)) == 0.5  # no warm-up: beta from the start
+  assert float(train.rate_weight_at(tf.constant(7, tf.int64), beta=0.5)) == 0.5  # no warm-up: beta from the start
 
 
 def test_beta_and_warm_up_change_the_objective_not_the_reported_elbo(reference_run, tmp_path):

@@ -1,30 +1,111 @@
-"""The settings of one run, with their defaults: the original script's, plus the ones it hard-coded.
+"""The settings of one run: each declared once, here, with its default, its help and its rules.
 
-`run.py` defines a flag for each field, with this default, and builds a `Config` from the flags; the package's
-functions take a `Config` (or explicit arguments) and never read flags. Defaults are written here and only here.
+Every field of `Config` is one setting. Its metadata says everything else about it:
+
+    help      the flag's help text (`python run.py --helpfull`)
+    resume    whether a run may only be resumed with the same value (it shapes the model, the data or the random
+              streams); vae/rundir.py refuses a resume that changes one
+    minimum   the smallest allowed value of a number, checked before any work
+    choices   the allowed values of a string with a fixed set of them
+
+`run.py` defines one absl flag per field from this, builds the `Config` from the flags and checks the rules; the
+package's functions take a `Config` (or explicit arguments) and never read flags. Adding a setting is adding one
+field here, and then using it.
 """
 
 import dataclasses
+import math
+
+
+def setting(default, help, resume=False, minimum=None, choices=None):  # noqa: A002  (absl's own word for it)
+  return dataclasses.field(default=default, metadata={'help': help, 'resume': resume, 'minimum': minimum,
+                                                       'choices': choices})
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
   # The flags of the original script, with its defaults.
-  latent_dim: int = 2
-  batch_size: int = 128
-  encoder_architecture: str = 'fc'
-  decoder_architecture: str = 'fc'
-  epochs: int = 100
-  updates_per_epoch: int = 100
-  data_dir: str = '../mnist'
-  do_viz: bool = True
+  latent_dim: int = setting(
+      2, 'Size of the latent code z. With 2, --do_viz draws the latent space itself (spread and canvas); with '
+      'more, a PCA spread, prior samples and reconstructions.', resume=True, minimum=1)
+  batch_size: int = setting(128, 'Training minibatch size.', resume=True, minimum=1)
+  encoder_architecture: str = setting(
+      'fc', 'Encoder: "fc" (any image shape) or "conv" (28x28 or 32x32 images, see --dataset). Any encoder pairs '
+      'with any decoder; see vae/networks.py to add one.', resume=True)
+  decoder_architecture: str = setting('fc', 'Decoder: "fc" or "conv", as the encoder.', resume=True)
+  epochs: int = setting(
+      100, 'Number of epochs. An epoch is --updates_per_epoch steps, not a full pass over the data, as in the '
+      'original. Raising it and rerunning continues a finished run.', minimum=1)
+  updates_per_epoch: int = setting(
+      100, 'Training steps per epoch; with --batch_size this sets how many images an epoch sees.', resume=True,
+      minimum=1)
+  data_dir: str = setting(
+      '../mnist', 'Where --dataset lives: the four IDX files (.gz or uncompressed) for mnist and fashion_mnist, '
+      'downloaded into it if missing; the TFDS data directory for other data sets. Default: ../mnist for mnist, '
+      '../fashion_mnist for fashion_mnist, ../tensorflow_datasets for TFDS data sets.')
+  do_viz: bool = setting(
+      True, 'Draw frames every epoch and gifs at the end: spread and canvas with --latent_dim=2, else a PCA '
+      'spread, samples and reconstructions.', resume=True)
   # Added: the original hard-coded these, or did not have them.
-  learning_rate: float = 2e-4
-  seed: int = 0
-  output_dir: str = '.'
-  eval_k: int = 100
-  binarize: str = 'none'
-  fresh: bool = False
-  dataset: str = 'mnist'      # with data_dir '../mnist'; other data sets default to their own directory
-  beta: float = 1.0           # the rate's weight in the training objective (1: the ELBO)
-  kl_warmup_steps: int = 0    # steps over which that weight ramps up from 0
+  dataset: str = setting(
+      'mnist', 'mnist (the original), fashion_mnist, or any TensorFlow Datasets image data set with integer '
+      'labels (e.g. kmnist, emnist/letters, cifar10), read from --data_dir. The conv architectures need 28x28 '
+      'or 32x32 images.', resume=True)
+  learning_rate: float = setting(2e-4, 'Adam learning rate.', resume=True)
+  beta: float = setting(
+      1.0, 'Weight of the rate (KL) in the training objective distortion + beta * rate: 1 is the ELBO, other '
+      'values the beta-VAE (Higgins et al. 2017). The reported test ELBO, rate, distortion and log-likelihood '
+      'are always the true ELBO terms. See --kl_warmup_steps; --objective=iwae needs 1.', resume=True)
+  kl_warmup_steps: int = setting(
+      0, 'KL warm-up: the rate\'s weight rises linearly from 0 to --beta over this many training steps (0: no '
+      'warm-up). A function of the step, so --seed and resuming stay exact. --objective=iwae needs 0.',
+      resume=True, minimum=0)
+  train_k: int = setting(
+      1, 'Importance samples per training image (Burda et al. 2016). With --objective=elbo the ELBO\'s '
+      'expectation is averaged over them; with --objective=iwae they form the bound L_k. 1 is the plain VAE.',
+      resume=True, minimum=1)
+  objective: str = setting(
+      'elbo', 'Training objective: "elbo" (the VAE; with --train_k > 1 the mean over k samples) or "iwae" (the '
+      'importance-weighted bound L_k = log mean_i w_i of --train_k samples; needs --beta=1 and no warm-up).',
+      resume=True, choices=('elbo', 'iwae'))
+  seed: int = setting(0, 'Random seed: weights, minibatch order and all noise derive from it.', resume=True,
+                      minimum=0)
+  output_dir: str = setting(
+      '.', 'Where metrics, checkpoints, frames and gifs go. The default "." refreshes the top-level gifs when run '
+      'from the repository root, as the original did. A run finds its checkpoints here to resume (see --fresh, '
+      '--eval_only).')
+  eval_k: int = setting(
+      100, 'Importance samples per test image for the log-likelihood estimate at the end (IWAE bound). Papers '
+      'use 5000; the cost grows linearly with k, so the default is modest: re-estimate with --eval_only '
+      '--eval_k=5000.', minimum=1)
+  binarize: str = setting(
+      'none', 'Pixel targets: "none" uses grey levels as Bernoulli targets (the original); "dynamic" resamples '
+      'binary pixels at every use; "static" uses one fixed binarised copy of the training set seeded by --seed. '
+      'With either, the test set is binarised once, the same for every seed. Published MNIST log-likelihoods '
+      'use binarised data.', resume=True, choices=('none', 'dynamic', 'static'))
+  fresh: bool = setting(
+      False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, instead of resuming.')
+
+
+SETTINGS = dataclasses.fields(Config)
+RESUME_KEYS = tuple(f.name for f in SETTINGS if f.metadata['resume'])
+
+
+def problem(config):
+  """The first rule `config` breaks, as one line, or None: minimums, choices, and combinations with no meaning."""
+  for field in SETTINGS:
+    value, minimum = getattr(config, field.name), field.metadata['minimum']
+    if minimum is not None and value < minimum:
+      return (f'--{field.name} must be a positive integer, got {value}' if minimum == 1 else
+              f'--{field.name} must be >= {minimum}, got {value}')
+    choices = field.metadata['choices']
+    if choices and value not in choices:
+      return f'--{field.name} must be one of {", ".join(choices)}, got {value!r}'
+  if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
+    return f'--learning_rate must be a positive finite number, got {config.learning_rate}'
+  if not (config.beta >= 0 and math.isfinite(config.beta)):
+    return f'--beta must be a finite number >= 0, got {config.beta}'
+  if config.objective == 'iwae' and (config.beta != 1.0 or config.kl_warmup_steps):
+    return ('--objective=iwae trains the importance-weighted bound, which has no rate term to weigh: it needs '
+            '--beta=1 and --kl_warmup_steps=0 (use --objective=elbo for a beta-VAE or a warm-up)')
+  return None

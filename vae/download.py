@@ -15,38 +15,7 @@ import urllib.request
 from vae.errors import DownloadError
 from vae.fileio import temp_file_beside
 
-# Tried in this order. HTTPS only: the bytes are checked against the checksums below anyway, but there is no
-# reason to fetch anything in clear text. CVDF is the mirror TensorFlow uses, ossci-datasets the one torchvision
-# uses; LeCun's own page comes last because it has often been unavailable.
-MIRRORS = (
-    'https://storage.googleapis.com/cvdf-datasets/mnist/',
-    'https://ossci-datasets.s3.amazonaws.com/mnist/',
-    'https://yann.lecun.com/exdb/mnist/',
-)
-
-# Published SHA-256 checksums of the distributed .gz files (MNIST).
-SHA256 = {
-    'train-images-idx3-ubyte.gz': '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
-    'train-labels-idx1-ubyte.gz': '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
-    't10k-images-idx3-ubyte.gz': '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
-    't10k-labels-idx1-ubyte.gz': 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
-}
-
-# Fashion-MNIST (Xiao, Rasul, Vollgraf 2017; Zalando Research, MIT licence): the same four file names and IDX
-# layout. Its home mirror serves plain http only, so the https copies Keras and the project's GitHub serve are used.
-FASHION_MNIST_MIRRORS = (
-    'https://storage.googleapis.com/tensorflow/tf-keras-datasets/',
-    'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
-)
-FASHION_MNIST_SHA256 = {
-    'train-images-idx3-ubyte.gz': '3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84',
-    'train-labels-idx1-ubyte.gz': 'a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845',
-    't10k-images-idx3-ubyte.gz': '346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073',
-    't10k-labels-idx1-ubyte.gz': '67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5',
-}
-
-
-def download(file_name, data_dir, mirrors=MIRRORS, sha256=None, timeout=30.0):
+def download(file_name, data_dir, mirrors, sha256, timeout=30.0):
   """Downloads `file_name` (e.g. 'train-images-idx3-ubyte.gz') into `data_dir`, verified and atomically.
 
   Mirrors are tried in turn; a mirror that fails (HTTP error, connection error, truncated body, wrong checksum)
@@ -58,7 +27,7 @@ def download(file_name, data_dir, mirrors=MIRRORS, sha256=None, timeout=30.0):
     data_dir: an existing directory.
     mirrors: base URLs ending in '/'. Only https:// is accepted, except plain http to the loopback interface,
       which the tests use.
-    sha256: expected hex digest; defaults to the published one in `SHA256`.
+    sha256: the expected hex digest of the file (the published checksum, see vae/data.py).
     timeout: seconds to wait on a silent connection.
 
   Returns:
@@ -67,7 +36,7 @@ def download(file_name, data_dir, mirrors=MIRRORS, sha256=None, timeout=30.0):
   Raises:
     DownloadError: no mirror produced a verified file. The message names every mirror tried and why it failed.
   """
-  expected = (sha256 or SHA256[file_name]).lower()
+  expected = sha256.lower()
   target = os.path.join(data_dir, file_name)
   failures = []
   for mirror in mirrors:

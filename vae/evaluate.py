@@ -1,19 +1,17 @@
 """Evaluation: the test-set ELBO and the importance-weighted estimate of log p(x).
 
-The per-epoch test ELBO is averaged over all test images with one fixed noise draw per image (`eval_noise`).
+The per-epoch test ELBO is averaged over all test images with one fixed noise draw per image (`eval_noise`), in
+the closed-form-KL form of model.py.
 
-The ELBO is a lower bound on log p(x). Burda et al. [1] tighten it with k importance samples from q(z|x):
+The ELBO is a lower bound on log p(x). Burda et al. [1] tighten it with k importance samples from q(z|x), using
+the Monte Carlo form of model.py, log w = log p(x|z) + log p(z) - log q(z|x) (`vae.model.log_weight`):
 
-    z_1..z_k ~ q(z|x),   w_i = p(x|z_i) p(z_i) / q(z_i|x)
-    L_k(x) = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k
+    z_1..z_k ~ q(z|x),   L_k(x) = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k
 
-L_1 is the (one-sample) ELBO; E[L_k] rises with k and tends to log p(x), so L_k with large k (papers use
-k = 5000) is the standard estimate of the test log-likelihood. Everything happens in log space with logsumexp,
-and in chunks of images and of samples, so that any k fits in memory and nothing underflows:
-
-    log w_i = log p(x|z_i) + log N(z_i; 0, I) - log N(z_i; mu, sigma^2)
-            = -distortion(x, f(z_i)) - 1/2 |z_i|^2 + 1/2 |eps_i|^2 + 1/2 sum_j log sigma_j^2
-      (the (2 pi)^(-d/2) factors of prior and posterior cancel), with z_i = mu + sigma * eps_i.
+L_1 = log w_1 is a one-sample estimate whose expectation is the ELBO (tests/test_model.py checks this against the
+closed form); E[L_k] rises with k and tends to log p(x), so L_k with large k (papers use k = 5000) is the
+standard estimate of the test log-likelihood. Everything happens in log space with logsumexp, and in chunks of
+images and of samples, so that any k fits in memory and nothing underflows.
 
 Posterior collapse: a latent dimension the encoder ignores has q(z_u|x) = p(z_u) for every x, so its posterior
 mean does not move with x and it carries no rate. Burda et al. [1] (section 5.2) count the *active units*
@@ -34,7 +32,6 @@ import numpy as np
 import tensorflow as tf
 
 from vae import streams
-from vae.model import distortion, reparameterize
 
 
 def eval_noise(seed, num_examples, latent_dim):
@@ -80,18 +77,6 @@ def rate_per_dimension(mean, log_var):
   return np.mean(0.5 * (np.square(mean) + np.exp(log_var) - log_var - 1.0), axis=0)
 
 
-def log_importance_weights(model, x, eps):
-  """log w for images x [B, D] and noise eps [S, B, d]; returns [S, B]."""
-  mean, log_var = model.encode(x)                                     # [B, d] each
-  z = reparameterize(mean, log_var, eps)                              # [S, B, d] (broadcast over S)
-  num_samples, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-  logits = model.decode(tf.reshape(z, [num_samples * batch, -1]))     # [S*B, D]
-  x_tiled = tf.tile(x, [num_samples, 1])                              # [S*B, D]
-  log_likelihood = -tf.reshape(distortion(x_tiled, logits), [num_samples, batch])   # [S, B]
-  log_prior_over_posterior = 0.5 * tf.reduce_sum(tf.square(eps) - tf.square(z) + log_var, axis=-1)   # [S, B]
-  return log_likelihood + log_prior_over_posterior
-
-
 def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   """L_k for every image: a numpy array [N] of log p(x) estimates in nats.
 
@@ -99,9 +84,12 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
     model: a `vae.model.VAE`.
     images: float32 [N, D].
     k: importance samples per image.
-    seed: noise seed; the estimate is a deterministic function of (model, images, k, seed).
+    seed: noise seed.
     batch_size: images per chunk.
     max_rows: at most this many decoder rows (images x samples) at once; bounds memory.
+
+  The estimate is a deterministic function of (model, images, k, seed, batch_size, max_rows): the chunking decides
+  which noise each image gets, so other chunk sizes give another (equally valid) estimate.
   """
   latent_dim = model.latent_dim
   samples_per_chunk = max(1, min(k, max_rows // batch_size))
@@ -109,7 +97,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   @tf.function(reduce_retracing=True)
   def chunk_logsumexp(x, chunk_seed, num_samples):
     eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], latent_dim], seed=chunk_seed)
-    return tf.reduce_logsumexp(log_importance_weights(model, x, eps), axis=0)   # [B]
+    return tf.reduce_logsumexp(model.log_weights(x, eps), axis=0)   # [B]
 
   results = []
   for start in range(0, len(images), batch_size):

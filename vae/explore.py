@@ -89,17 +89,17 @@ def load_export(output_dir):
 def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, seed=0, prefix='', log=print):
   """Writes the pictures described in the module docstring; returns their paths."""
   import numpy as np
-  from vae import datasets, gifs, viz
+  from vae import data, gifs, inputs, viz
   from vae.fileio import ensure_writable_dir
 
   encoder, decoder, saved = load_export(output_dir)
   latent_dim = int(decoder.inputs[0].shape[-1])
   name = saved.get('dataset', 'mnist')
-  dataset = datasets.load(name, data_dir or saved.get('data_dir') or datasets.default_data_dir(name))
+  dataset = data.load(name, data_dir or saved.get('data_dir') or data.default_data_dir(name))
   shape = dataset.image_shape
   test_images = dataset.test_images
-  if saved.get('binarize', 'none') != 'none':  # the model was trained on binary pixels: show it binary ones
-    test_images = (test_images > 0.5).astype(np.float32)
+  if saved.get('binarize', 'none') != 'none':  # the model was trained on binary pixels: show it the binary test set
+    test_images = inputs.binarized_test_set(test_images)
   ensure_writable_dir(save_dir, 'save directory')
   rng = np.random.default_rng(seed)
 

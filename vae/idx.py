@@ -1,18 +1,15 @@
-"""Infrastructure, skip on a first reading: find, download, validate and parse a data set's four IDX files.
+"""Infrastructure, skip on a first reading: parse and validate IDX files (the format of MNIST and Fashion-MNIST).
 
 The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixels:
 
     images: magic 0x00000803, int32 count, int32 rows, int32 cols, then count*rows*cols bytes
     labels: magic 0x00000801, int32 count,                          then count bytes (0..9)
 
-MNIST and Fashion-MNIST (`SOURCES`) share the layout and the file names. `data_dir` holds the files either gzipped
-(`train-images-idx3-ubyte.gz`, as distributed) or uncompressed (`train-images-idx3-ubyte`). Files already on disk
-are trusted only after their header has been checked against their length: magic number, counts, 28x28 images, and
-exactly as many bytes as the header promises. This check comes *before* any large allocation, so a corrupted header
-that claims billions of images fails at once.
-
-Missing files are downloaded (vae/download.py) from public mirrors tried in turn, verified against their published
-SHA-256 checksums, and written atomically, so an interrupted download never leaves a file that looks complete.
+A file is either gzipped (`train-images-idx3-ubyte.gz`, as distributed) or uncompressed
+(`train-images-idx3-ubyte`). Its header is checked against its length before any large allocation (magic number,
+counts, 28x28 images, exactly as many bytes as the header promises), so a corrupted header that claims billions of
+images fails at once. `read_idx_and_fingerprint` also returns the SHA-256 of the decompressed contents, which
+vae/data.py compares with the known data sets' fingerprints.
 
 Pixels become float32 intensities in [0, 1]; what the model makes of them is vae/inputs.py's business.
 
@@ -21,17 +18,16 @@ References:
       http://yann.lecun.com/exdb/mnist/
 """
 
-import collections
 import gzip
+import hashlib
 import os
 import struct
 import zlib
 
 import numpy as np
 
-from vae import download as downloader
-from vae.errors import DataError, DownloadError
-from vae.inputs import DIGITS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS, Dataset
+from vae.errors import DataError
+from vae.inputs import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension
@@ -50,15 +46,6 @@ FILE_NAMES = tuple(name for pair in SPLITS.values() for name in pair)
 _MAX_DEFLATE_RATIO = 1032
 _READ_CHUNK = 1 << 22  # 4 MiB
 
-IdxSource = collections.namedtuple('IdxSource', ['title', 'mirrors', 'sha256', 'class_names'])
-SOURCES = {
-    'mnist': IdxSource('MNIST', downloader.MIRRORS, downloader.SHA256, DIGITS),
-    'fashion_mnist': IdxSource('Fashion-MNIST', downloader.FASHION_MNIST_MIRRORS, downloader.FASHION_MNIST_SHA256,
-                               ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker',
-                                'Bag', 'Ankle boot')),
-}
-
-
 # ------------------------------------------------------------------------------------------------ IDX parsing
 
 
@@ -72,6 +59,15 @@ def read_idx(path, kind):
   Raises:
     DataError: with a one-line explanation, for any file that is not a complete, valid IDX file of that kind.
   """
+  return _read(path, kind, fingerprint=False)[0]
+
+
+def read_idx_and_fingerprint(path, kind):
+  """`read_idx`, and the SHA-256 hex digest of the file's decompressed contents (header and data)."""
+  return _read(path, kind, fingerprint=True)
+
+
+def _read(path, kind, fingerprint):
   if kind not in ('images', 'labels'):
     raise ValueError(f'kind must be "images" or "labels", got {kind!r}')
   name = os.path.basename(path)
@@ -108,13 +104,18 @@ def read_idx(path, kind):
   except OSError as e:
     raise DataError(f'cannot read {path}: {e.strerror or e}') from None
 
+  digest = None
+  if fingerprint:
+    hasher = hashlib.sha256(_pack(header))
+    hasher.update(payload)
+    digest = hasher.hexdigest()
   array = np.frombuffer(payload, dtype=np.uint8)
   if kind == 'images':
-    return array.reshape(header[1], IMAGE_SIZE, IMAGE_SIZE)
+    return array.reshape(header[1], IMAGE_SIZE, IMAGE_SIZE), digest
   if array.size and array.max() >= NUM_CLASSES:
     bad = int(np.argmax(array >= NUM_CLASSES))
     raise DataError(f'{name} holds label {array[bad]} at index {bad}; MNIST labels are 0..9; {hint}')
-  return array
+  return array, digest
 
 
 def _read_header(f, name, kind, hint):
@@ -176,44 +177,8 @@ def find_file(data_dir, name):
   return None
 
 
-def ensure_files(data_dir, mirrors=downloader.MIRRORS, checksums=None, timeout=30.0, title='MNIST'):
-  """Makes sure all four IDX files are in `data_dir`, downloading the missing ones. Returns {name: path}."""
-  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-    raise DataError(f'--data_dir {data_dir} is a file; point it at a directory holding (or to hold) the {title} '
-                    f'files')
-  paths = {name: find_file(data_dir, name) for name in FILE_NAMES}
-  missing = [name for name, path in paths.items() if path is None]
-  if not missing:
-    return paths
-  created = not os.path.exists(data_dir)
-  try:
-    os.makedirs(data_dir, exist_ok=True)
-  except OSError as e:
-    raise DataError(f'cannot create data directory {data_dir}: {e.strerror or e}') from None
-  if not os.access(data_dir, os.W_OK):
-    raise DataError(f'data directory {data_dir} is not writable, so the missing {title} files cannot be '
-                    f'downloaded into it')
-  failures = []
-  for name in missing:
-    gz = name + '.gz'
-    try:
-      checksum = (checksums or downloader.SHA256).get(gz)
-      paths[name] = downloader.download(gz, data_dir, mirrors, checksum, timeout)
-    except DownloadError as e:
-      failures.extend(e.failures)
-  if failures:
-    if created and not os.listdir(data_dir):
-      os.rmdir(data_dir)  # leave no trace of a download that fetched nothing
-    names = ', '.join(n + '.gz' for n in missing)
-    raise DownloadError(f'{title} could not be downloaded: {downloader.summarize(failures)}. Put {names} into '
-                        f'{os.path.abspath(data_dir)}, or pass --data_dir=DIR pointing at them')
-  return paths
-
-
-def load_split(images_path, labels_path):
-  """Reads one split; returns (images float32 [N, 784] in [0, 1], labels uint8 [N])."""
-  images = read_idx(images_path, 'images')
-  labels = read_idx(labels_path, 'labels')
+def to_split(images, labels, images_path, labels_path):
+  """uint8 images [N, 28, 28] and labels [N] -> (images float32 [N, 784] in [0, 1], labels uint8 [N])."""
   if len(images) != len(labels):
     raise DataError(f'{os.path.basename(images_path)} holds {len(images):,} images but '
                     f'{os.path.basename(labels_path)} holds {len(labels):,} labels; the two files must match')
@@ -222,23 +187,6 @@ def load_split(images_path, labels_path):
   pixels = images.reshape(len(images), NUM_PIXELS).astype(np.float32)
   pixels *= 1.0 / 255.0
   return pixels, labels
-
-
-def load(name, data_dir, mirrors=None, checksums=None, timeout=30.0):
-  """Loads the IDX data set `name` (a key of `SOURCES`) from `data_dir`, downloading whatever is missing.
-
-  Returns a `vae.inputs.Dataset` of numpy arrays; `mirrors` and `checksums` replace the source's own (tests).
-  """
-  source = SOURCES[name]
-  paths = ensure_files(data_dir, mirrors or source.mirrors, checksums or source.sha256, timeout, source.title)
-  train = load_split(*(paths[n] for n in SPLITS['train']))
-  test = load_split(*(paths[n] for n in SPLITS['test']))
-  return Dataset(train[0], train[1], test[0], test[1], name=name, class_names=source.class_names)
-
-
-def load_mnist(data_dir, mirrors=None, checksums=None, timeout=30.0):
-  """`load('mnist', ...)`."""
-  return load('mnist', data_dir, mirrors, checksums, timeout)
 
 
 def write_idx(path, array):

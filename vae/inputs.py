@@ -9,9 +9,13 @@ Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli di
 * 'none' (the original script's choice): the grey levels themselves are the Bernoulli targets. The
   cross-entropy is then not a normalised likelihood, so the numbers are not comparable with published ones.
 * 'dynamic' (Burda et al. [1]): every time an image is used, each pixel is replaced by a fresh draw
-  Bernoulli(intensity); the draw happens inside the training step (vae/train.py). Test images are binarised
-  once, so that every evaluation sees the same binary test set.
-* 'static': one fixed binarised copy of the training and test sets, made before training.
+  Bernoulli(intensity); the draw happens inside the training step (vae/engine.py).
+* 'static': one fixed binarised copy of the training set, drawn with the run's --seed, made before training.
+
+With either, the test set is binarised once, with Bernoulli(intensity) draws from a key that does not depend on
+--seed (`binarized_test_set`): every run, whatever its seed, is scored on the same binary test set, so runs with
+different seeds differ only by what they learnt. (Its key is the one seed 0 used for its test set, so the binary
+test set of every seed-0 result is unchanged.) `python -m vae.explore` shows a binarised model the same images.
 
 Minibatch order: each pass over the data is a fresh permutation (sampling without replacement, like the
 original `next_batch`), fixed by the seed.
@@ -52,6 +56,14 @@ def binarized(images, seed, counter):
   return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
+TEST_SET_SEED = 0  # the binary test set's key, the same for every run
+
+
+def binarized_test_set(test_images):
+  """The one binary test set of a data set: Bernoulli(intensity) draws that no flag changes."""
+  return binarized(test_images, TEST_SET_SEED, counter=1)
+
+
 def prepare_images(dataset, binarize, seed):
   """(training images, test images) as the model sees them under `binarize` ('none', 'dynamic', 'static').
 
@@ -59,7 +71,7 @@ def prepare_images(dataset, binarize, seed):
   """
   if binarize == 'none':
     return dataset.train_images, dataset.test_images
-  test = binarized(dataset.test_images, seed, counter=1)
+  test = binarized_test_set(dataset.test_images)
   train = binarized(dataset.train_images, seed, counter=0) if binarize == 'static' else dataset.train_images
   return train, test
 
@@ -67,8 +79,8 @@ def prepare_images(dataset, binarize, seed):
 def train_batches(num_examples, batch_size, seed, start_step=0):
   """An endless tf.data stream of shuffled index batches into the training set, each int32 [batch_size].
 
-  The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step: moving
-  D floats per image through tf.data would cost more than the fc model's whole forward pass. `start_step`
+  The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step, so that
+  tf.data hands over B indices per step instead of B*D floats (vae/engine.py). `start_step`
   skips that many batches, so a resumed run continues the exact sequence of an uninterrupted one; skipping
   replays only the cheap index shuffle, which is far cheaper than saving the shuffle buffer in every checkpoint.
   """

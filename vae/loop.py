@@ -3,7 +3,8 @@
 `run.py` turns flags into a `Config` and calls `train` (or `evaluate_saved_run`); nothing here reads flags.
 Each epoch:
 
-  1. `updates_per_epoch` Adam steps on -ELBO (vae/train.py), with a progress bar showing the running loss;
+  1. `updates_per_epoch` Adam steps on the training objective (vae/engine.py runs vae/train.py's step; -ELBO
+     unless --beta, --kl_warmup_steps or --objective say otherwise), with a progress bar of the running loss;
   2. the test-set ELBO, rate and distortion over all test images with the fixed evaluation noise;
   3. one row of metrics.csv and the TensorBoard scalars;
   4. with do_viz: the spread frame (from the posterior means step 2 computed anyway) and the canvas frame (the
@@ -26,15 +27,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import datasets, evaluate, gifs, inputs, networks, rundir, train as train_lib, viz
+from vae import data, engine, evaluate, gifs, inputs, networks, rundir, viz
 from vae.config import Config
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
 from vae.model import VAE, reparameterize
 from vae.progress import PhaseTimer, ProgressBar
 
-# Training steps per compiled call: enough to make the per-call cost negligible, few enough that the progress
-# bar and Ctrl-C still respond within a fraction of a second (fc) or a couple of seconds (conv).
+# Training steps per compiled call: enough to make the fixed cost of a call negligible, few enough that the
+# progress bar and Ctrl-C respond after a handful of steps.
 STEPS_PER_CALL = 10
 
 
@@ -62,11 +63,11 @@ class Trainer:
     self.config = config
     self.model = build_model(config, image_shape)
     self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-    self.train_steps = train_lib.make_train_steps(
+    self.train_steps = engine.make_train_steps(
         self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
         jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
         dynamic_binarization=config.binarize == 'dynamic', beta=config.beta,
-        kl_warmup_steps=config.kl_warmup_steps)
+        kl_warmup_steps=config.kl_warmup_steps, train_k=config.train_k, objective=config.objective)
     self.num_examples = len(train_images)
     self.batches = iter(inputs.train_batches(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
@@ -99,7 +100,7 @@ class Trainer:
       self.first_step_time = time.time()
     done = 0
     while done < updates:
-      # STEPS_PER_CALL steps run in one compiled call (see train.make_train_steps); the epoch's last call
+      # STEPS_PER_CALL steps run in one compiled call (see engine.make_train_steps); the epoch's last call
       # takes the remainder, so that an epoch ends exactly where its checkpoint says.
       count = min(STEPS_PER_CALL, updates - done)
       indices = tf.stack([next(self.batches) for _ in range(count)])    # [S, B]
@@ -132,7 +133,7 @@ def train(config, flag_values=None, log=print):
   """
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
-  dataset = datasets.load(config.dataset, config.data_dir)
+  dataset = data.load(config.dataset, config.data_dir)
   log(f'{dataset.name} from {config.data_dir}: {len(dataset.train_images):,} training and '
       f'{len(dataset.test_images):,} test images of {"x".join(map(str, dataset.image_shape))}, '
       f'binarize={config.binarize}')
@@ -189,7 +190,7 @@ def _train_locked(config, paths, handover, flag_values, log):
         train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
       with timer('test evaluation'):
         test = evaluate_fn(test_images, eval_eps)
-      last = {'dataset': dataset.name, 'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
+      last = {'dataset': dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
               'test_distortion': float(test['distortion'].mean()),
               'active_units': evaluate.active_units(test['mean']), 'seconds': time.perf_counter() - started}
@@ -258,6 +259,7 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
             'rate_per_dimension': [float(r) for r in evaluate.rate_per_dimension(elbo['mean'], elbo['log_var'])],
             'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
             'binarize': config.binarize, 'beta': config.beta, 'kl_warmup_steps': config.kl_warmup_steps,
+            'objective': config.objective, 'train_k': config.train_k,
             'num_test_images': len(test_images), 'seconds': time.perf_counter() - started}
   log(f'test elbo {result["test_elbo"]:.2f}, log-likelihood (IWAE, k={config.eval_k}) '
       f'{result["test_log_likelihood"]:.2f} nats, active units {result["active_units"]}/{config.latent_dim}  '
@@ -274,7 +276,7 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   fields = {f.name for f in dataclasses.fields(Config)}
   config = dataclasses.replace(Config(**{k: v for k, v in saved.items() if k in fields}), eval_k=eval_k,
                                data_dir=data_dir or saved.get('data_dir', Config.data_dir), output_dir=output_dir)
-  dataset = datasets.load(config.dataset, config.data_dir)
+  dataset = data.load(config.dataset, config.data_dir)
   _, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
   model = build_model(config, dataset.image_shape)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')

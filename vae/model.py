@@ -10,8 +10,17 @@ For every image the ELBO bounds the log-likelihood from below. Multiply and divi
 then use Jensen's inequality (log is concave, so log E[w] >= E[log w]):
 
     log p(x) = log E_q[ p(x|z) p(z) / q(z|x) ]
-            >= E_q[ log p(x|z) + log p(z) - log q(z|x) ]
-             = E_q[log p(x|z)] - KL(q(z|x) || p(z))  =  ELBO(x)  =  -(distortion + rate)
+            >= E_q[ log p(x|z) + log p(z) - log q(z|x) ]                  (1) Monte Carlo form
+             = E_q[ log p(x|z) ] - KL(q(z|x) || p(z))                     (2) closed-form KL
+             = ELBO(x) = -(distortion + rate)
+
+Both lines are the same number, and the code has both:
+
+    (1) `log_weight`: log w = log p(x|z) + log p(z) - log q(z|x) for one sample z ~ q(z|x). Its average over z is
+        the ELBO; one sample is an unbiased, noisier estimate of it. The importance-weighted bound of Burda et al.
+        (vae/evaluate.py) is built from exactly this log w.
+    (2) `terms`: the KL of two Gaussians has a closed form (`rate`), so only log p(x|z) needs a sample. This is
+        what training and the per-epoch test ELBO use: same expectation, less variance.
 
 The gap is KL(q(z|x) || p(z|x)): the bound is tight exactly when q is the true posterior.
 
@@ -38,7 +47,11 @@ References:
   [2] A. Alemi et al. Fixing a Broken ELBO. ICML 2018. https://arxiv.org/abs/1711.00464
 """
 
+import math
+
 import tensorflow as tf
+
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def reparameterize(mean, log_var, eps):
@@ -77,10 +90,40 @@ def distortion(x, logits):
   return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), axis=-1)
 
 
+def log_prior(z):
+  """log p(z) = log N(z; 0, I) per example: z [..., latent_dim] -> [...]."""
+  return -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
+
+
+def log_posterior(eps, log_var):
+  """log q(z|x) = log N(z; mean, diag(exp(log_var))) at the reparameterised z = mean + sigma * eps, per example.
+
+  Since (z - mean) / sigma is eps itself, the density is written with eps, which avoids subtracting two nearly
+  equal numbers:  log q = -1/2 sum_j (eps_j^2 + log_var_j + log 2 pi).   eps, log_var [..., latent_dim] -> [...].
+  """
+  return -0.5 * tf.reduce_sum(tf.square(eps) + log_var + LOG_2PI, axis=-1)
+
+
+def log_weight(x, logits, z, eps, log_var):
+  """log w = log p(x|z) + log p(z) - log q(z|x) for one posterior sample z = mean + sigma * eps, per example.
+
+  The Monte Carlo form (1) of the ELBO: E_q[log w] = ELBO(x). The (2 pi) factors of prior and posterior cancel.
+
+  Args:
+    x: [..., D] targets; logits: [..., D] the decoder's output at z; z, eps, log_var: [..., latent_dim].
+  Returns:
+    [...]
+  """
+  return -distortion(x, logits) + log_prior(z) - log_posterior(eps, log_var)
+
+
 class VAE(tf.Module):
   """An encoder and a decoder, and the per-example ELBO terms they define.
 
-  The model knows nothing about training loops, optimisers or data: `vae.train` drives it.
+  A `tf.Module` rather than a `keras.Model`: it has no layers and no training machinery of its own, only the two
+  Keras networks and the maths that joins them, and tf.Module is the plain TensorFlow container that gives it
+  `trainable_variables` for the gradient tape. The model knows nothing about training loops, optimisers or data:
+  `vae.train` drives it.
   """
 
   def __init__(self, encoder, decoder, name='vae'):
@@ -105,6 +148,12 @@ class VAE(tf.Module):
     """z [B, latent_dim] -> Bernoulli logits [B, D]."""
     return self.decoder(z, training=training)
 
+  def decode_samples(self, z, training=False):
+    """z [S, B, latent_dim] -> logits [S, B, D]: all S*B codes decoded as one batch."""
+    num_samples, batch = tf.shape(z)[0], tf.shape(z)[1]
+    logits = self.decode(tf.reshape(z, [num_samples * batch, -1]), training=training)   # [S*B, D]
+    return tf.reshape(logits, [num_samples, batch, -1])
+
   def terms(self, x, eps, training=False):
     """The per-example ELBO terms for images x [B, D] with posterior noise eps [B, latent_dim].
 
@@ -117,3 +166,14 @@ class VAE(tf.Module):
     kl = rate(mean, log_var)                                  # [B]
     nll = distortion(x, logits)                               # [B]
     return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var}
+
+  def log_weights(self, x, eps, training=False):
+    """log w (the Monte Carlo form) for images x [B, D] and S noise draws per image eps [S, B, latent_dim].
+
+    Returns [S, B]: row s is log p(x|z_s) + log p(z_s) - log q(z_s|x) with z_s = mean + sigma * eps_s.
+    """
+    mean, log_var = self.encode(x, training=training)                      # [B, d] each
+    z = reparameterize(mean, log_var, eps)                                 # [S, B, d] (broadcast over S)
+    logits = self.decode_samples(z, training=training)                     # [S, B, D]
+    x = tf.broadcast_to(x, tf.shape(logits))                               # [S, B, D]
+    return log_weight(x, logits, z, eps, log_var)                          # [S, B]

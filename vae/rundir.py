@@ -20,14 +20,12 @@ import math
 import os
 import shutil
 
+from vae.config import RESUME_KEYS
 from vae.errors import OutputError, VAEError
 from vae.fileio import atomic_path, write_text_atomic
 
-METRICS_HEADER = ('dataset', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion',
+METRICS_HEADER = ('dataset', 'objective', 'train_k', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion',
                   'active_units', 'seconds')
-# Flags that must match for a checkpoint to be resumed: they shape the model, the data or the random streams.
-RESUME_KEYS = ('dataset', 'latent_dim', 'batch_size', 'encoder_architecture', 'decoder_architecture',
-               'updates_per_epoch', 'learning_rate', 'seed', 'binarize', 'do_viz', 'beta', 'kl_warmup_steps')
 
 
 class RunPaths:
@@ -44,8 +42,6 @@ class RunPaths:
     self.tensorboard = os.path.join(output_dir, 'tensorboard')
     self.export = os.path.join(output_dir, 'export')
     self.figs = os.path.join(output_dir, 'figs')
-
-
 
 
 def write_metrics(path, rows):
@@ -81,7 +77,8 @@ def read_saved_flags(paths):
 
 
 def check_resumable(paths, flag_values):
-  """Refuses to resume a checkpoint made with flags that change the model, the data or the random streams."""
+  """Refuses to resume a checkpoint made with flags that change the model, the data or the random streams (the
+  settings marked `resume` in vae/config.py)."""
   saved = read_saved_flags(paths) or {}
   for key in RESUME_KEYS:
     if key in saved and key in flag_values and saved[key] != flag_values[key]:
@@ -111,9 +108,9 @@ def export_model(model, directory):
 
 
 def _parse(key, text):
-  if key == 'dataset':
+  if key in ('dataset', 'objective'):
     return text
-  return int(text) if key in ('epoch', 'step', 'active_units') else float(text)
+  return int(text) if key in ('train_k', 'epoch', 'step', 'active_units') else float(text)
 
 
 def _format(value):

@@ -10,9 +10,16 @@ into `data_dir` when the network allows. TFDS's downloader retries with back-off
 network it would hang for minutes; a quick connection check comes first, and failing it (or any failure of the
 download) ends with one line saying how to prepare the data set on a connected machine. Whatever the failed
 attempt created in `data_dir` is removed, so the next run does not mistake it for data.
+
+TFDS reports on its own through Python (absl) logging and progress bars: a missing `dataset_info.json`, download
+retries, what it prepares. None of that is for the user of a run, whose only word from here is the one-line error
+when something fails, so every call into TFDS runs with Python logging switched off (`silenced`) and TFDS's
+progress bars disabled.
 """
 
 import contextlib
+import functools
+import logging
 import os
 import shutil
 import socket
@@ -31,13 +38,30 @@ READ_BATCH = 10000  # images per batch when reading a split (batch_size=-1 abort
 
 def _tfds():
   import tensorflow_datasets as tfds  # noqa: F401  (imported lazily: see the module docstring)
+  tfds.disable_progress_bar()
   return tfds
+
+
+def silenced(function):
+  """Runs `function` with every Python logging record (absl's included) dropped, and logging as it was after."""
+
+  @functools.wraps(function)
+  def wrapper(*args, **kwargs):
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+      return function(*args, **kwargs)
+    finally:
+      logging.disable(previous)
+
+  return wrapper
 
 
 class UnknownDataset(DataError):
   """TFDS knows no data set (or config) of this name."""
 
 
+@silenced
 def builder(name, data_dir):
   """The TFDS builder of `name` in `data_dir`; UnknownDataset for a name TFDS does not know."""
   tfds = _tfds()
@@ -47,6 +71,7 @@ def builder(name, data_dir):
     raise UnknownDataset(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
+@silenced
 def describe(name, data_dir, data_builder=None):
   """(image_shape (H, W, C), class_names) of the TFDS data set `name`, read from its metadata, without data.
 
@@ -68,6 +93,7 @@ def describe(name, data_dir, data_builder=None):
   return tuple(int(d) for d in shape), tuple(label.names)
 
 
+@silenced
 def load(name, data_dir):
   """The TFDS data set `name` as a `Dataset`, prepared into `data_dir` first if it is not there yet."""
   data_builder = builder(name, data_dir)

@@ -1,4 +1,4 @@
-"""Training: one Adam step on the negative ELBO, and the compiled wrapper that runs several of them per call.
+"""Training: one Adam step on the negative ELBO, and a plain training loop built from it.
 
 Read `train_step` first: it is the whole of the VAE's training algorithm (Kingma & Welling [1], Algorithm 1).
 For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
@@ -7,16 +7,27 @@ For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
 
 is the minibatch estimate of -ELBO (see model.py); its gradient with respect to the encoder and decoder
 weights is an unbiased estimate of the gradient of the -ELBO, thanks to the reparameterisation, and Adam [2]
-takes one step along it. `--beta` and `--kl_warmup_steps` weigh the rate by w(t) instead of 1 (`rate_weight`):
+takes one step along it. `--beta` and `--kl_warmup_steps` weigh the rate by w(t) instead of 1 (`rate_weight_at`):
 the beta-VAE objective [3] and KL warm-up [4, 5]; with the defaults w = 1 and the loss is exactly -ELBO.
 
-Everything after `train_step` is engineering around it, with the same maths:
+`train_loop` then shows a complete training run on one screen: shuffled minibatches, fresh noise for every step,
+one `train_step` each, the loss printed now and then. It is runnable as it is (see tests/test_model.py), and it is
+all there is to training a VAE.
 
-* Randomness is *stateless*: the noise of step t is a pure function of (seed, t) (see vae/streams.py), so a run
-  is reproducible from its seed, and a run resumed at step t draws exactly the noise an uninterrupted run would
-  have drawn, with nothing but the step counter to save.
-* `make_train_steps` compiles several steps into one call, gathering each batch from the in-memory training set
-  on-graph (as uint8 codes where that is exact) and, for `--binarize=dynamic`, resampling binary pixels.
+Several importance samples per image (`--train_k`, `--objective`, Burda et al. [6]) come last, in
+`k_sample_loss`: with k samples z_1..z_k ~ q(z|x) and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) (model.py),
+
+    elbo:  1/k sum_i distortion(x, z_i) + rate(x)          the ELBO, its expectation term averaged over k samples
+    iwae:  -L_k = -log (1/k) sum_i w_i                       the importance-weighted bound, tighter as k grows
+
+With k = 1 the first is exactly `train_step`'s loss, and the engine then runs `train_step` itself.
+
+The noise is *stateless*: the noise of step t is a pure function of (seed, t) (`train_noise`, vae/streams.py), so
+a run is reproducible from its seed, and a run resumed at step t draws exactly what an uninterrupted run would.
+
+What run.py uses instead of `train_loop` is vae/engine.py: the very same `train_step`, compiled several steps at
+a time with the batches gathered on-graph, and with the options a research run needs (binarisation, several
+importance samples). It is engineering around the maths above, to be skipped on a first reading.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
@@ -26,19 +37,24 @@ References:
   [4] S. R. Bowman et al. Generating Sentences from a Continuous Space. CoNLL 2016.
       https://arxiv.org/abs/1511.06349
   [5] C. K. Sonderby et al. Ladder Variational Autoencoders. NeurIPS 2016. https://arxiv.org/abs/1602.02282
+  [6] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+      https://arxiv.org/abs/1509.00519
 """
 
 import numpy as np
 import tensorflow as tf
 
 from vae import streams
+from vae.model import distortion, rate, reparameterize
+
+OBJECTIVES = ('elbo', 'iwae')
 
 
 def train_step(model, optimizer, x, eps, rate_weight=1.0):
   """One Adam step on the batch mean of distortion + rate_weight * rate; returns that loss.
 
   x [B, D] targets in [0, 1], eps [B, latent_dim]. With rate_weight = 1 the loss is -ELBO; other weights give the
-  beta-VAE objective and KL warm-up (see `rate_weight`).
+  beta-VAE objective and KL warm-up (see `rate_weight_at`).
   """
   with tf.GradientTape() as tape:
     terms = model.terms(x, eps, training=True)                                # rate, distortion: [B] each
@@ -48,7 +64,33 @@ def train_step(model, optimizer, x, eps, rate_weight=1.0):
   return loss
 
 
-def rate_weight(step, beta=1.0, kl_warmup_steps=0):
+def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
+  """eps for training step `step`: N(0, I), a pure function of (seed, step).
+
+  [B, latent_dim], or [num_samples, B, latent_dim] when `num_samples` is given (the k samples of `--train_k`).
+  """
+  shape = [batch_size, latent_dim] if num_samples is None else [num_samples, batch_size, latent_dim]
+  return tf.random.stateless_normal(shape, seed=streams.key(seed, streams.TRAIN_NOISE, step))
+
+
+def train_loop(model, optimizer, images, steps, batch_size=128, seed=0, log=print, log_every=100):
+  """Trains `model` for `steps` steps on float32 images [N, D] in [0, 1]; returns the losses, one per step."""
+  step_fn = tf.function(train_step)            # traced into a graph once, then each call runs that graph
+  order = np.random.default_rng(seed).permutation(len(images))
+  losses = []
+  for step in range(steps):
+    if len(order) < batch_size:                # a new pass over the data: a fresh shuffle
+      order = np.random.default_rng([seed, step]).permutation(len(images))
+    batch, order = order[:batch_size], order[batch_size:]
+    x = tf.constant(images[batch])                                   # [B, D]
+    eps = train_noise(seed, step, batch_size, model.latent_dim)      # [B, latent_dim]
+    losses.append(float(step_fn(model, optimizer, x, eps)))
+    if step % log_every == 0 or step == steps - 1:
+      log(f'step {step}: loss {losses[-1]:.2f}')
+  return losses
+
+
+def rate_weight_at(step, beta=1.0, kl_warmup_steps=0):
   """The weight of the rate at training step `step` (0, 1, ...): beta (Higgins et al. [3]), reached linearly from
   0 over the first `kl_warmup_steps` steps (KL warm-up, Bowman et al. [4], Sonderby et al. [5]).
 
@@ -60,93 +102,31 @@ def rate_weight(step, beta=1.0, kl_warmup_steps=0):
   return beta * ramp
 
 
-def train_noise(seed, step, batch_size, latent_dim):
-  """eps [B, latent_dim] for training step `step`: N(0, I), a pure function of (seed, step)."""
-  return tf.random.stateless_normal([batch_size, latent_dim], seed=streams.key(seed, streams.TRAIN_NOISE, step))
+# ------------------------------------------------------------------------ several importance samples per image
 
 
-def compact_images(images):
-  """Float images [N, D] -> (uint8 codes, scale) with codes * scale == images exactly, if such codes exist.
+def k_sample_loss(model, x, eps, objective='elbo', rate_weight=1.0):
+  """The batch mean of the k-sample training objective; x [B, D], eps [k, B, latent_dim].
 
-  MNIST pixels are k/255 (or 0/1 once binarised), so the training set fits in a quarter of the memory as uint8
-  and is turned back into the very same float32 values inside the step, after the gather, for one batch at a
-  time. Anything else stays float32 (scale None).
+  'elbo': mean_b [ 1/k sum_i distortion(x_b, z_ib) + rate_weight * rate(x_b) ]    (Burda et al.'s "VAE")
+  'iwae': mean_b [ -(logsumexp_i log w_ib - log k) ]                             (Burda et al.'s "IWAE")
+  The IWAE bound has no rate term of its own to weigh, so `rate_weight` applies to 'elbo' only.
   """
-  images = np.asarray(images, dtype=np.float32)
-  for scale in (np.float32(1.0 / 255.0), np.float32(1.0)):
-    codes = np.empty(images.shape, np.uint8)
-    for start in range(0, len(images), 4096):  # in chunks, to keep the float temporaries small
-      chunk = images[start:start + 4096]
-      codes[start:start + 4096] = np.clip(np.round(chunk / scale), 0, 255)
-      if not np.array_equal(codes[start:start + 4096].astype(np.float32) * scale, chunk):
-        break
-    else:
-      return codes, scale
-  return images, None
+  if objective == 'iwae':
+    log_w = model.log_weights(x, eps, training=True)                          # [k, B]
+    num_samples = tf.cast(tf.shape(eps)[0], log_w.dtype)
+    return -tf.reduce_mean(tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(num_samples))
+  mean, log_var = model.encode(x, training=True)                              # [B, d] each
+  z = reparameterize(mean, log_var, eps)                                      # [k, B, d]
+  logits = model.decode_samples(z, training=True)                             # [k, B, D]
+  distortions = distortion(tf.broadcast_to(x, tf.shape(logits)), logits)      # [k, B]
+  return tf.reduce_mean(tf.reduce_mean(distortions, axis=0) + rate_weight * rate(mean, log_var))
 
 
-def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
-                     dynamic_binarization=False, beta=1.0, kl_warmup_steps=0):
-  """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
-
-  Args:
-    model: a `vae.model.VAE`.
-    optimizer: a Keras optimizer (its variables are created here, before tracing).
-    train_images: float32 [N, D] array holding the whole training set; it is kept in memory as a tensor
-      (as uint8 codes where that is exact, see `compact_images`).
-    batch_size: B.
-    seed: the run's integer seed.
-    jit_compile: compile the steps with XLA.
-    dynamic_binarization: resample each batch's pixels as Bernoulli(intensity) at every step.
-    beta, kl_warmup_steps: the rate's weight in the objective, see `rate_weight`.
-
-  The returned function takes `indices` int32 [S, B] (row s holds the rows of `train_images` that form the
-  batch of step s) and `first_step`, the global number of the first of these S steps (the noise of a step is a
-  function of its number), runs the S steps one after the other and returns their losses (the objective:
-  distortion + weight * rate), float32 [S].
-
-  Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
-  the two dozen variables, returning the loss), which is a noticeable share of a small model's step. Step s
-  sees exactly the batch, noise and parameters it would see if called on its own, in either form of the loop:
-
-  * with XLA, an on-graph loop (`tf.range` under autograph), which XLA compiles into one sequential program;
-  * without XLA, a Python loop unrolled when the function is traced (once per distinct S), so that the graph
-    holds S copies of the step in program order. An on-graph loop would be the shorter graph, but TensorFlow's
-    executor runs the independent ops of a loop body concurrently, and the convolution gradients then differ in
-    their last bits from run to run, so `--seed` would no longer repeat a run (README, "Reproducibility").
-  """
-  optimizer.build(model.trainable_variables)
-  latent_dim = model.latent_dim
-  codes, scale = compact_images(train_images)
-  stored = tf.constant(codes)
-
-  def batch(indices, step):
-    x = tf.gather(stored, indices)                               # [B, D]
-    if scale is not None:
-      x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
-    if dynamic_binarization:
-      key = streams.key(seed, streams.DYNAMIC_BINARIZATION, step)
-      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=key) < x, tf.float32)   # [B, D] binary
-    return x
-
-  def one_step(batch_indices, step):
-    eps = train_noise(seed, step, batch_size, latent_dim)                     # [B, latent_dim]
-    weight = rate_weight(step, beta, kl_warmup_steps)
-    return train_step(model, optimizer, batch(batch_indices, step), eps, weight)
-
-  @tf.function(jit_compile=jit_compile)
-  def compiled_steps(indices, first_step):
-    if jit_compile:  # XLA makes the on-graph loop one sequential program, compiled far faster than S copies
-      losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
-      for s in tf.range(tf.shape(indices)[0]):
-        losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))
-      return losses.stack()                                                   # [S]
-    # Without XLA: a Python loop, unrolled at trace time into S copies of the step in program order.
-    return tf.stack([one_step(indices[s], first_step + s) for s in range(indices.shape[0])])   # [S]
-
-  def train_steps(indices, first_step):
-    # Tensors, not Python numbers: a new Python step number would otherwise trace (and compile) again.
-    return compiled_steps(tf.convert_to_tensor(indices, tf.int32), tf.convert_to_tensor(first_step, tf.int64))
-
-  train_steps.compiled = compiled_steps  # the tf.function itself, for tests that count its traces
-  return train_steps
+def k_sample_step(model, optimizer, x, eps, objective='elbo', rate_weight=1.0):
+  """One Adam step on `k_sample_loss`; returns that loss. eps [k, B, latent_dim]."""
+  with tf.GradientTape() as tape:
+    loss = k_sample_loss(model, x, eps, objective, rate_weight)
+  grads = tape.gradient(loss, model.trainable_variables)
+  optimizer.apply_gradients(zip(grads, model.trainable_variables))
+  return loss

@@ -1,0 +1,124 @@
+"""Infrastructure, skip on a first reading: the compiled training engine that run.py uses.
+
+It runs exactly `vae.train.train_step`, with the same batches, noise and parameters, only faster:
+
+* several steps per compiled call (`make_train_steps`), so the fixed cost of a call is paid once per call;
+* the whole training set is one in-memory tensor (as uint8 codes where that is exact, `compact_images`), and each
+  step gathers its minibatch on-graph from the row indices tf.data hands it, instead of copying D floats per
+  image through tf.data;
+* with `--binarize=dynamic`, each batch's pixels are drawn as Bernoulli(intensity) inside the step.
+
+tests/test_model.py checks that its steps equal plain `train_step` calls bit for bit.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from vae import streams
+from vae.train import k_sample_step, rate_weight_at, train_noise, train_step
+
+
+def compact_images(images):
+  """Float images [N, D] -> (uint8 codes, scale) with codes * scale == images exactly, if such codes exist.
+
+  MNIST pixels are k/255 (or 0/1 once binarised), so the training set fits in a quarter of the memory as uint8
+  and is turned back into the very same float32 values inside the step, after the gather, for one batch at a
+  time. Anything else stays float32 (scale None).
+  """
+  images = np.asarray(images, dtype=np.float32)
+  for scale in (np.float32(1.0 / 255.0), np.float32(1.0)):
+    codes = np.empty(images.shape, np.uint8)
+    for start in range(0, len(images), 4096):  # in chunks, to keep the float temporaries small
+      chunk = images[start:start + 4096]
+      codes[start:start + 4096] = np.clip(np.round(chunk / scale), 0, 255)
+      if not np.array_equal(codes[start:start + 4096].astype(np.float32) * scale, chunk):
+        break
+    else:
+      return codes, scale
+  return images, None
+
+
+@tf.function(jit_compile=True)
+def bernoulli_pixels(intensities, key):
+  """Binary pixels [B, D], each 1 with probability equal to its intensity in [0, 1]: a pure function of `key`.
+
+  u ~ Uniform[0, 1) per pixel and x = [u < intensity], so P(x = 1) is the intensity (to float32 precision). The
+  uniforms come from the counter-based Threefry generator, compiled by XLA, on both paths of the engine: with XLA
+  on CPU it produces them several times faster than the default Philox (bench/bench.py measures the step both
+  ways), and compiling this function on its own keeps the draws identical with and without XLA for the rest.
+  """
+  uniforms = tf.random.stateless_uniform(tf.shape(intensities), seed=key, alg='threefry')    # [B, D]
+  return tf.cast(uniforms < intensities, intensities.dtype)
+
+
+def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
+                     dynamic_binarization=False, beta=1.0, kl_warmup_steps=0, train_k=1, objective='elbo'):
+  """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
+
+  Args:
+    model: a `vae.model.VAE`.
+    optimizer: a Keras optimizer (its variables are created here, before tracing).
+    train_images: float32 [N, D] array holding the whole training set; it is kept in memory as a tensor
+      (as uint8 codes where that is exact, see `compact_images`).
+    batch_size: B.
+    seed: the run's integer seed.
+    jit_compile: compile the steps with XLA.
+    dynamic_binarization: resample each batch's pixels as Bernoulli(intensity) at every step.
+    beta, kl_warmup_steps: the rate's weight in the objective, see `vae.train.rate_weight_at`.
+    train_k, objective: importance samples per image and 'elbo' or 'iwae' (`vae.train.k_sample_loss`); with
+      train_k = 1 and 'elbo' each step is `train_step` itself.
+
+  The returned function takes `indices` int32 [S, B] (row s holds the rows of `train_images` that form the
+  batch of step s) and `first_step`, the global number of the first of these S steps (the noise of a step is a
+  function of its number), runs the S steps one after the other and returns their losses (the training
+  objective, e.g. distortion + weight * rate), float32 [S].
+
+  Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
+  the model's and the optimiser's variables, returning the loss), which is a noticeable share of a small model's
+  step. Step s
+  sees exactly the batch, noise and parameters it would see if called on its own, in either form of the loop:
+
+  * with XLA, an on-graph loop (`tf.range` under autograph), which XLA compiles into one sequential program;
+  * without XLA, a Python loop unrolled when the function is traced (once per distinct S), so that the graph
+    holds S copies of the step in program order. An on-graph loop would be the shorter graph, but TensorFlow's
+    executor runs the independent ops of a loop body concurrently, and the convolution gradients then differ in
+    their last bits from run to run, so `--seed` would no longer repeat a run (README, "Reproducibility").
+  """
+  optimizer.build(model.trainable_variables)
+  latent_dim = model.latent_dim
+  codes, scale = compact_images(train_images)
+  stored = tf.constant(codes)
+
+  def batch(indices, step):
+    x = tf.gather(stored, indices)                               # [B, D]
+    if scale is not None:
+      x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
+    if dynamic_binarization:
+      x = bernoulli_pixels(x, streams.key(seed, streams.DYNAMIC_BINARIZATION, step))     # [B, D] binary
+    return x
+
+  def one_step(batch_indices, step):
+    weight = rate_weight_at(step, beta, kl_warmup_steps)
+    x = batch(batch_indices, step)                                            # [B, D]
+    if train_k == 1 and objective == 'elbo':
+      eps = train_noise(seed, step, batch_size, latent_dim)                   # [B, latent_dim]
+      return train_step(model, optimizer, x, eps, weight)
+    eps = train_noise(seed, step, batch_size, latent_dim, num_samples=train_k)   # [k, B, latent_dim]
+    return k_sample_step(model, optimizer, x, eps, objective, weight)
+
+  @tf.function(jit_compile=jit_compile)
+  def compiled_steps(indices, first_step):
+    if jit_compile:  # XLA makes the on-graph loop one sequential program, compiled far faster than S copies
+      losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
+      for s in tf.range(tf.shape(indices)[0]):
+        losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))
+      return losses.stack()                                                   # [S]
+    # Without XLA: a Python loop, unrolled at trace time into S copies of the step in program order.
+    return tf.stack([one_step(indices[s], first_step + s) for s in range(indices.shape[0])])   # [S]
+
+  def train_steps(indices, first_step):
+    # Tensors, not Python numbers: a new Python step number would otherwise trace (and compile) again.
+    return compiled_steps(tf.convert_to_tensor(indices, tf.int32), tf.convert_to_tensor(first_step, tf.int64))
+
+  train_steps.compiled = compiled_steps  # the tf.function itself, for tests that count its traces
+  return train_steps
