@@ -17,6 +17,8 @@ run spends its time.
    they allow), and a large matmul's GFLOP/s, which with the conv model's training FLOPs per image gives the
    conv model's FLOP-based ceiling. The "best reference" column is the reference at its fastest over both
    settings, the yardstick the project has to beat.
+   And the cost of `--binarize=dynamic` (fresh Bernoulli pixels in every step) against `--binarize=none`: the
+   project's own fc/fc epoch at latent_dim 2 and 50, both modes measured in alternating rounds, and the ratio.
 3. A full default run (`run.py`, 100 epochs x 100 updates, viz on) in a subprocess, in the environment the
    benchmark was started with: its wall time split into phases (from the run's own timings.json), start-up
    (process start to first training step) against the reference's start-up, and the run's peak resident memory.
@@ -95,6 +97,30 @@ def throughput(data_dir, rounds, steps_for):
   return results
 
 
+def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
+  """{latent_dim: {'none', 'dynamic' (images/s, medians), 'ratio' (dynamic / none)}} for the fc/fc epoch."""
+  import io
+  from vae import loop
+
+  results = {}
+  for latent_dim in latent_dims:
+    with tempfile.TemporaryDirectory() as scratch:
+      trainers = {mode: loop.Trainer(loop.Config(latent_dim=latent_dim, binarize=mode, updates_per_epoch=steps),
+                                     mnist.train_images, os.path.join(scratch, mode))
+                  for mode in ('none', 'dynamic')}
+      for trainer in trainers.values():  # compile, fill caches
+        trainer.run_epoch('bench', stream=io.StringIO())
+      timings = {mode: [] for mode in trainers}
+      for _ in range(rounds):
+        for mode, trainer in trainers.items():
+          started = time.perf_counter()
+          trainer.run_epoch('bench', stream=io.StringIO())
+          timings[mode].append(steps * trainer.config.batch_size / (time.perf_counter() - started))
+    medians = {mode: statistics.median(values) for mode, values in timings.items()}
+    results[str(latent_dim)] = dict(medians, ratio=medians['dynamic'] / medians['none'])
+  return results
+
+
 def measure_in_this_process(data_dir, rounds, steps_for):
   """Throughput and the machine's limits under this process's oneDNN setting."""
   from bench import machine
@@ -102,6 +128,8 @@ def measure_in_this_process(data_dir, rounds, steps_for):
   tf = import_tensorflow()
   result = {'tensorflow': tf.__version__, 'cpu': machine.cpu_summary()}
   result['throughput'] = throughput(data_dir, rounds, steps_for)
+  from vae import data
+  result['binarisation'] = binarisation_throughput(data.load('mnist', data_dir), rounds, steps_for['fc'])
   result['fc_gemm_images_per_s'], result['fc_gemm_gflops'] = machine.fc_gemm_ceiling()
   result['matmul_gflops'] = machine.matmul_rate()
   attainable = max(result['matmul_gflops'], result['fc_gemm_gflops'])
@@ -208,6 +236,12 @@ def main(argv):
     print(f'{"":<8}limits: fc GEMMs alone {r["fc_gemm_gflops"]:.0f} GFLOP/s -> {r["fc_gemm_images_per_s"]:,.0f} '
           f'images/s; 1024^3 matmul {r["matmul_gflops"]:.0f} GFLOP/s; conv/conv '
           f'{r["throughput"]["conv"]["training_mflop_per_image"]:.1f} MFLOP per training image')
+  print(f'\nDynamic binarisation against none (fc/fc, ours, images/s, median of {FLAGS.rounds} alternating rounds)')
+  print(f'{"oneDNN":<8}{"latent_dim":>11}{"none":>9}{"dynamic":>9}{"ratio":>7}')
+  for setting, r in report['by_onednn_setting'].items():
+    on = 'on' if r['cpu']['onednn'] else 'off'
+    for latent_dim, b in r['binarisation'].items():
+      print(f'{on + " (" + setting + ")":<8}{latent_dim:>11}{b["none"]:>9.0f}{b["dynamic"]:>9.0f}{b["ratio"]:>7.2f}')
   if not FLAGS.skip_full_run:
     report['reference_startup_s'] = reference_startup(FLAGS.data_dir)
     report['full_run'] = run = full_run(FLAGS.data_dir, FLAGS.run_dir)

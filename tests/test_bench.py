@@ -25,7 +25,11 @@ def test_bench_runs_and_prints_ratios(mnist_dir):
       assert 0 < figures['fraction_of_ceiling']
     # Counted from the layers: 8.13 MFLOP per image for the fc model's matrix products.
     assert round(r['throughput']['fc']['training_mflop_per_image'], 2) == 8.13
+    for latent_dim in ('2', '50'):
+      b = r['binarisation'][latent_dim]
+      assert b['none'] > 0 and b['dynamic'] > 0 and abs(b['ratio'] - b['dynamic'] / b['none']) < 1e-9
   assert 'Training throughput' in result.stdout and 'of ceiling' in result.stdout
+  assert 'Dynamic binarisation against none' in result.stdout
 
 
 def test_the_step_profile_runs_and_counts_the_real_networks_flops(mnist_dir):

@@ -43,9 +43,10 @@ def bernoulli_pixels(intensities, key):
   """Binary pixels [B, D], each 1 with probability equal to its intensity in [0, 1]: a pure function of `key`.
 
   u ~ Uniform[0, 1) per pixel and x = [u < intensity], so P(x = 1) is the intensity (to float32 precision). The
-  uniforms come from the counter-based Threefry generator, compiled by XLA, on both paths of the engine: with XLA
-  on CPU it produces them several times faster than the default Philox (bench/bench.py measures the step both
-  ways), and compiling this function on its own keeps the draws identical with and without XLA for the rest.
+  uniforms come from the counter-based Threefry generator, compiled by XLA, on both paths of the engine: XLA's
+  CPU code for it is much cheaper than for the default Philox (bench/bench.py compares the step with and without
+  dynamic binarisation), and compiling this function on its own keeps the draws identical with and without XLA
+  for the rest of the step.
   """
   uniforms = tf.random.stateless_uniform(tf.shape(intensities), seed=key, alg='threefry')    # [B, D]
   return tf.cast(uniforms < intensities, intensities.dtype)
@@ -108,7 +109,7 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
 
   @tf.function(jit_compile=jit_compile)
   def compiled_steps(indices, first_step):
-    if jit_compile:  # XLA makes the on-graph loop one sequential program, compiled far faster than S copies
+    if jit_compile:  # XLA makes the on-graph loop one sequential program, a much smaller one than S copies
       losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
       for s in tf.range(tf.shape(indices)[0]):
         losses = losses.write(s, one_step(indices[s], first_step + tf.cast(s, tf.int64)))

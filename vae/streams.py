@@ -8,17 +8,17 @@ stateless ops take a key of two int64 numbers; here it is
 
 The first half is the seed alone and the second holds (tag, counter) in disjoint bit ranges, so two different
 (seed, tag, counter) triples always give two different keys: seed s's stream can never be seed s+1's, and no
-stream can run into another however long it gets. (An earlier scheme, seed * 4 + tag, collided as soon as a tag
-reached 4.) numpy draws use `numpy_generator`, whose seed sequence takes the triple itself.
+stream can run into another however long it gets. numpy draws use `numpy_generator`, whose seed sequence takes
+the triple itself.
 
-| tag | stream                 | counter                      | drawn in            |
-|-----|------------------------|------------------------------|---------------------|
-| 1   | training noise eps     | the step                     | train.py            |
-| 2   | evaluation noise eps   | 0 (one draw per run)         | evaluate.py         |
-| 3   | IWAE samples           | chunk (image offset, sample) | evaluate.py         |
-| 4   | dynamic binarisation   | the step                     | train.py            |
-| 5   | static binarisation    | 0 training set, 1 test set   | inputs.py           |
-| 6   | frame inputs           | 0 prior samples, 1 posterior | viz.py              |
+| tag | stream                 | counter                                             | drawn in    |
+|-----|------------------------|-----------------------------------------------------|-------------|
+| 1   | training noise eps     | the step ([B, d], or [k, B, d] with --train_k = k)  | train.py    |
+| 2   | evaluation noise eps   | 0 (one draw per run)                                | evaluate.py |
+| 3   | IWAE samples           | chunk (image offset, sample)                        | evaluate.py |
+| 4   | dynamic binarisation   | the step                                            | engine.py   |
+| 5   | fixed binarised copies | 0 training set (--seed), 1 test set (seed 0 always) | inputs.py   |
+| 6   | frame inputs           | 0 prior samples, 1 posterior                        | viz.py      |
 
 Weight initialisation (Keras's seeded initialisers) and the minibatch order (tf.data's seeded shuffle) derive
 from --seed through their own generators, which are separate from these.
@@ -30,7 +30,7 @@ TRAIN_NOISE = 1
 EVAL_NOISE = 2
 IWAE_NOISE = 3
 DYNAMIC_BINARIZATION = 4
-STATIC_BINARIZATION = 5
+STATIC_BINARIZATION = 5  # fixed binarised copies: the static training set, and the test set
 FRAME_INPUTS = 6
 TAGS = (TRAIN_NOISE, EVAL_NOISE, IWAE_NOISE, DYNAMIC_BINARIZATION, STATIC_BINARIZATION, FRAME_INPUTS)
 

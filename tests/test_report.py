@@ -1,0 +1,70 @@
+"""python -m vae.report: many run directories, one markdown table."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vae import loop, report
+from conftest import REPO_ROOT, write_mnist
+
+QUIET = lambda *args: None  # noqa: E731
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """Three finished tiny runs (seeds 0 and 1 of one setting, and one with --train_k=2), an unfinished one and a
+  directory that is no run at all."""
+  root = tmp_path_factory.mktemp('runs')
+  data_dir = str(root / 'mnist')
+  write_mnist(data_dir)
+  base = dict(data_dir=data_dir, epochs=1, updates_per_epoch=2, batch_size=16, eval_k=2, do_viz=False)
+  for name, extra in (('seed0', {}), ('seed1', {'seed': 1}), ('k2', {'train_k': 2})):
+    loop.train(loop.Config(output_dir=str(root / name), **base, **extra), log=QUIET)
+  os.makedirs(root / 'unfinished')
+  for name in ('flags.json', 'metrics.csv'):
+    os.link(root / 'seed0' / name, root / 'unfinished' / name)
+  os.makedirs(root / 'photos')
+  return root
+
+
+def test_runs_that_differ_only_in_seed_are_one_row_with_mean_sd_and_n(runs):
+  found = {name: report.read_run(str(runs / name)) for name in ('seed0', 'seed1', 'k2')}
+  lines = report.table(found)
+  assert lines[0].startswith('Shared by every run: ') and '--latent_dim=2' in lines[0] and '--seed' not in lines[0]
+  assert lines[2] == '| --train_k | n | test ELBO | log p(x) (IWAE) | k | active units | wall time (s) |'
+  rows = {line.split(' | ')[0]: line for line in lines[4:]}
+  assert set(rows) == {'| 1', '| 2'}
+  seeds = [found[name]['evaluation']['test_elbo'] for name in ('seed0', 'seed1')]
+  mean, sd = sum(seeds) / 2, abs(seeds[0] - seeds[1]) / 2 ** 0.5   # sample sd of two values
+  assert rows['| 1'].split(' | ')[1:3] == ['2', f'{mean:.2f} ± {sd:.2f}']
+  assert rows['| 2'].split(' | ')[1] == '1'
+  assert rows['| 2'].split(' | ')[4] == '2'   # the k of the log-likelihood estimate
+
+
+def test_the_command_names_and_skips_what_is_not_a_finished_run(runs):
+  names = ['seed0', 'seed1', 'unfinished', 'photos', 'missing']
+  result = subprocess.run([sys.executable, '-m', 'vae.report', *(str(runs / n) for n in names)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  assert result.stderr.splitlines() == [
+      f'skipped {runs / "unfinished"}: unfinished: no evaluation.json yet',
+      f'skipped {runs / "photos"}: not a run directory (no flags.json or metrics.csv)',
+      f'skipped {runs / "missing"}: not a directory']
+  table = result.stdout.splitlines()
+  assert table[2].startswith('| n | test ELBO |') and len(table) == 5  # the two seeds, one row
+  per_run = subprocess.run([sys.executable, '-m', 'vae.report', '--group_seeds=false', str(runs / 'seed0'),
+                            str(runs / 'seed1')], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+  assert per_run.stdout.splitlines()[2] == ('| run | --seed | test ELBO | log p(x) (IWAE) | k | active units | '
+                                            'wall time (s) |')
+  evaluation = json.load(open(runs / 'seed1' / 'evaluation.json'))
+  assert f'| 1 | {evaluation["test_elbo"]:.2f} |' in per_run.stdout
+
+
+def test_no_finished_run_is_an_error(runs):
+  result = subprocess.run([sys.executable, '-m', 'vae.report', str(runs / 'photos')], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 1
+  assert result.stderr.splitlines()[-1] == 'error: none of the directories holds a finished run'

@@ -1,0 +1,124 @@
+r"""Many runs, one table: `python -m vae.report DIR [DIR ...]` prints a markdown table of finished runs.
+
+    python -m vae.report runs/*                      # one row per setting, seeds grouped
+    python -m vae.report --group_seeds=false runs/*  # one row per run
+
+It reads each run directory's flags.json, metrics.csv and evaluation.json, and prints one column per flag whose
+value differs between the runs (the flags they all share are listed once, above the table), then the test ELBO,
+the log-likelihood estimate with its k, the active units, and the wall time of the run. Runs that differ only in
+--seed are one row, each number as mean ± sample standard deviation (n - 1 in the denominator) with n the number
+of seeds. A directory that is not a finished run (no evaluation.json yet, or not a run at all) is named on stderr,
+one line each, and left out.
+
+Nothing here needs TensorFlow: it reads files only.
+"""
+
+import csv
+import json
+import math
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in --seed (mean ± sd, n).')
+FLAGS = flags.FLAGS
+
+# Flags that never change what a run computes, so they make no column of their own.
+NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only', 'epochs_done')
+
+
+def read_run(directory):
+  """{'flags', 'evaluation', 'seconds', 'epochs'} of a finished run, or a string saying why it is not one."""
+  paths = {name: os.path.join(directory, name) for name in ('flags.json', 'metrics.csv', 'evaluation.json')}
+  if not os.path.isdir(directory):
+    return 'not a directory'
+  if not os.path.exists(paths['flags.json']) or not os.path.exists(paths['metrics.csv']):
+    return 'not a run directory (no flags.json or metrics.csv)'
+  if not os.path.exists(paths['evaluation.json']):
+    return 'unfinished: no evaluation.json yet'
+  try:
+    with open(paths['flags.json']) as f:
+      run_flags = json.load(f)
+    with open(paths['evaluation.json']) as f:
+      evaluation = json.load(f)
+    with open(paths['metrics.csv'], newline='') as f:
+      rows = list(csv.DictReader(f))
+    seconds = sum(float(row['seconds']) for row in rows) + float(evaluation.get('seconds', 0.0))
+    epochs = int(rows[-1]['epoch']) if rows else 0
+    test_elbo, log_likelihood = float(evaluation['test_elbo']), float(evaluation['test_log_likelihood'])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    return f'unreadable ({type(e).__name__}: {e})'
+  if epochs < int(run_flags.get('epochs', epochs)):
+    return f'unfinished: {epochs} of {run_flags["epochs"]} epochs'
+  return {'flags': run_flags, 'evaluation': dict(evaluation, test_elbo=test_elbo, test_log_likelihood=log_likelihood),
+          'seconds': seconds, 'epochs': epochs}
+
+
+def mean_sd(values, digits):
+  """'m' for one value, 'm ± sd' (sample sd) for several."""
+  if len(values) == 1:
+    return f'{values[0]:.{digits}f}'
+  mean = sum(values) / len(values)
+  sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+  return f'{mean:.{digits}f} ± {sd:.{digits}f}'
+
+
+def table(runs, group_seeds=True):
+  """Markdown lines for runs {directory: read_run(...) result}."""
+  names = sorted({key for run in runs.values() for key in run['flags']} - set(NOT_SETTINGS))
+  varying = [n for n in names if len({json.dumps(run['flags'].get(n)) for run in runs.values()}) > 1]
+  shared = [n for n in names if n not in varying]
+  columns = [n for n in varying if not (group_seeds and n == 'seed')]
+  groups = {}
+  for directory, run in runs.items():
+    key = tuple(json.dumps(run['flags'].get(n)) for n in columns) if group_seeds else (directory,)
+    groups.setdefault(key, []).append((directory, run))
+  first = next(iter(runs.values()))['flags']
+  lines = []
+  if shared:
+    lines.append('Shared by every run: ' + ', '.join(f'--{n}={first.get(n)}' for n in shared) + '.')
+    lines.append('')
+  header = (['run'] if not group_seeds else []) + [f'--{n}' for n in columns] + (
+      ['n'] if group_seeds else []) + ['test ELBO', 'log p(x) (IWAE)', 'k', 'active units', 'wall time (s)']
+  lines.append('| ' + ' | '.join(header) + ' |')
+  lines.append('|' + ' --- |' * len(header))
+  for members in groups.values():
+    runs_here = [run for _, run in members]
+    evaluations = [run['evaluation'] for run in runs_here]
+    ks = sorted({str(e.get('eval_k')) for e in evaluations})
+    units = [float(e['active_units']) for e in evaluations]
+    latent = runs_here[0]['flags'].get('latent_dim')
+    cells = ([members[0][0]] if not group_seeds else []) + [
+        str(runs_here[0]['flags'].get(n)) for n in columns] + ([str(len(members))] if group_seeds else []) + [
+        mean_sd([e['test_elbo'] for e in evaluations], 2),
+        mean_sd([e['test_log_likelihood'] for e in evaluations], 2),
+        '/'.join(ks),
+        mean_sd(units, 1 if len(units) > 1 else 0) + (f' / {latent}' if latent is not None else ''),
+        mean_sd([run['seconds'] for run in runs_here], 0)]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
+
+
+def main(argv):
+  directories = argv[1:]
+  if not directories:
+    print('error: name at least one run directory, e.g. python -m vae.report runs/*', file=sys.stderr)
+    return 1
+  runs = {}
+  for directory in directories:
+    run = read_run(directory)
+    if isinstance(run, str):
+      print(f'skipped {directory}: {run}', file=sys.stderr)
+    else:
+      runs[directory] = run
+  if not runs:
+    print('error: none of the directories holds a finished run', file=sys.stderr)
+    return 1
+  print('\n'.join(table(runs, FLAGS.group_seeds)))
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)
