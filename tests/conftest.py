@@ -11,6 +11,7 @@ VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need th
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -42,6 +43,30 @@ def make_known(dataset, paths):
   data.KNOWN_CONTENTS.update(_registered)
   with open(KNOWN_CONTENTS_FILE, 'w') as f:
     json.dump(_registered, f)
+
+
+def user_env(**extra):
+  """The environment a user starts run.py with: the test process's, less its own TensorFlow log setting."""
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  env.update(extra)
+  return env
+
+
+def run_py(*args, cwd=None, timeout=300, **env):
+  """`python run.py ARGS` as a user starts it; CompletedProcess with text output. The timeout only guards
+  against a hang."""
+  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args], cwd=cwd, env=user_env(**env),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def many_mains(module, command_lines, timeout=300):
+  """[(exit status, stderr)] of `module`'s main ('run' or 'vae.explore') on each command line, in one process
+  (tests/many_mains.py)."""
+  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tests', 'many_mains.py'), module,
+                           json.dumps(command_lines)], env=user_env(), capture_output=True, text=True,
+                          timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return [tuple(pair) for pair in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
 def synthetic_digits(count, seed):

@@ -1,22 +1,16 @@
-"""run.py end to end, as a user runs it: a subprocess, on tiny synthetic data, in a temporary directory."""
+"""run.py end to end, as a user runs it: subprocesses, on tiny synthetic data, in temporary directories."""
 
 import csv
 import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, write_mnist
-
-
-def run(*args, cwd=None):
-  """run.py as a user starts it: the test process's environment, less any TensorFlow log setting of its own."""
-  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
-  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
+from conftest import REPO_ROOT, many_mains, run_py, user_env, write_mnist
 
 
 def metrics_without_time(path):
@@ -25,9 +19,10 @@ def metrics_without_time(path):
 
 
 def test_a_short_run_writes_metrics_frames_and_gifs_and_nothing_on_stderr(tmp_path, mnist_dir, onednn):
+  # Both CPU paths: with oneDNN on TensorFlow prints start-up lines of its own, which must not reach the user.
   out = tmp_path / 'out'
-  result = run(f'--data_dir={mnist_dir}', f'--output_dir={out}', '--epochs=2', '--updates_per_epoch=3',
-               '--batch_size=16')
+  result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={out}', '--epochs=2', '--updates_per_epoch=3',
+                  '--batch_size=16')
   assert result.returncode == 0, result.stderr
   assert result.stderr == ''  # no TensorFlow or absl start-up line, whichever CPU path
   assert 'epoch 2/2 [' in result.stdout and 'test elbo' in result.stdout
@@ -41,59 +36,67 @@ def test_a_short_run_writes_metrics_frames_and_gifs_and_nothing_on_stderr(tmp_pa
       assert gif.n_frames == 2
 
 
-def test_conv_encoder_with_fc_decoder_and_no_viz(tmp_path, mnist_dir):
-  out = tmp_path / 'out'
-  result = run(f'--data_dir={mnist_dir}', f'--output_dir={out}', '--epochs=1', '--updates_per_epoch=2',
-               '--batch_size=8', '--latent_dim=3', '--encoder_architecture=conv', '--do_viz=False')
-  assert result.returncode == 0, result.stderr
-  assert os.path.exists(out / 'metrics.csv')
-  assert not os.path.exists(out / 'figs') and not os.path.exists(out / 'spread.gif')
-
-
-@pytest.mark.parametrize('flag, message', [
+# Every refusal that needs no training, with its exact line: (command line, message).
+REFUSALS = [
     ('--latent_dim=0', '--latent_dim must be a positive integer, got 0'),
     ('--batch_size=-4', '--batch_size must be a positive integer, got -4'),
     ('--epochs=0', '--epochs must be a positive integer, got 0'),
     ('--updates_per_epoch=0', '--updates_per_epoch must be a positive integer, got 0'),
-    ('--latent_dim=two', "flag --latent_dim=two: invalid literal for int() with base 10: 'two'"),
+    ('--eval_k=0', '--eval_k must be a positive integer, got 0'),
+    ('--train_k=0', '--train_k must be a positive integer, got 0'),
+    ('--latent_dim=two', "flag --latent_dim=two: invalid literal for int() with base 10: 'two' "
+                         "(see python run.py --helpshort)"),
+    ('--batch_size=1.5', "flag --batch_size=1.5: invalid literal for int() with base 10: '1.5' "
+                         "(see python run.py --helpshort)"),
     ('--learning_rate=0', '--learning_rate must be a positive finite number, got 0.0'),
     ('--learning_rate=nan', '--learning_rate must be a positive finite number, got nan'),
     ('--learning_rate=inf', '--learning_rate must be a positive finite number, got inf'),
+    ('--learning_rate=-0.1', '--learning_rate must be a positive finite number, got -0.1'),
+    ('--binarize=sometimes', 'flag --binarize=sometimes: value should be one of <none|dynamic|static> '
+                             '(see python run.py --helpshort)'),
+    ('--objective=vae', 'flag --objective=vae: value should be one of <elbo|iwae> (see python run.py --helpshort)'),
+    ('--seed=-1', '--seed must be >= 0, got -1'),
+    ('--beta=-0.5', '--beta must be a finite number >= 0, got -0.5'),
+    ('--beta=inf', '--beta must be a finite number >= 0, got inf'),
+    ('--kl_warmup_steps=-1', '--kl_warmup_steps must be >= 0, got -1'),
+    ('--objective=iwae --beta=0.5', '--objective=iwae trains the importance-weighted bound, which has no rate term '
+                                    'to weigh: it needs --beta=1 and --kl_warmup_steps=0 (use --objective=elbo for '
+                                    'a beta-VAE or a warm-up)'),
+    ('--objective=iwae --kl_warmup_steps=10', '--objective=iwae trains the importance-weighted bound, which has no '
+                                              'rate term to weigh: it needs --beta=1 and --kl_warmup_steps=0 (use '
+                                              '--objective=elbo for a beta-VAE or a warm-up)'),
+    ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
+    ('--no_such_flag=1', "Unknown command line flag 'no_such_flag' (see python run.py --helpshort)"),
+    ('surplus', 'unexpected arguments: surplus (flags look like --name=value)'),
     ('--encoder_architecture=mlp', "--encoder_architecture must be one of conv, fc, got 'mlp'"),
     ('--decoder_architecture=CONV', "--decoder_architecture must be one of conv, fc, got 'CONV'"),
-    ('--no_such_flag=1', "Unknown command line flag 'no_such_flag'"),
-])
-def test_bad_flags_give_one_clear_line_and_a_nonzero_exit(tmp_path, flag, message, onednn):
-  result = run(flag, f'--output_dir={tmp_path / "out"}')
-  assert result.returncode == 1
-  assert 'Traceback' not in result.stderr
-  assert result.stderr.strip().splitlines() == [f'error: {message}' + (
-      ' (see python run.py --helpshort)' if message.startswith(('flag', 'Unknown')) else '')]
-  assert not os.path.exists(tmp_path / 'out')  # rejected before any work
+]
 
 
-def test_a_corrupted_data_file_gives_one_line_and_leaves_the_data_alone(tmp_path, mnist_dir, onednn):
-  path = os.path.join(mnist_dir, 't10k-images-idx3-ubyte.gz')
-  content = open(path, 'rb').read()
-  with open(path, 'wb') as f:
-    f.write(content[:len(content) // 2])
-  before = sorted(os.listdir(mnist_dir))
-  result = run(f'--data_dir={mnist_dir}', f'--output_dir={tmp_path / "out"}', '--epochs=1')
-  assert result.returncode == 1
-  assert 'Traceback' not in result.stderr
-  lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('error: t10k-images-idx3-ubyte.gz is truncated or corrupted')
-  assert sorted(os.listdir(mnist_dir)) == before
-  assert open(path, 'rb').read() == content[:len(content) // 2]
+def test_every_bad_flag_gives_one_clear_line_before_any_work(tmp_path):
+  command_lines = [line.split() + [f'--output_dir={tmp_path / f"out{i}"}'] for i, (line, _) in enumerate(REFUSALS)]
+  results = many_mains('run', command_lines)
+  for (line, message), (status, stderr) in zip(REFUSALS, results):
+    assert (status, stderr) == (1, f'error: {message}\n'), line
+  assert os.listdir(tmp_path) == []  # rejected before any work: no output directory was made
 
 
-def test_an_output_dir_that_is_a_file(tmp_path, mnist_dir):
-  blocker = tmp_path / 'taken'
-  blocker.write_text('keep me')
-  result = run(f'--data_dir={mnist_dir}', f'--output_dir={blocker}', '--epochs=1')
-  assert result.returncode == 1
-  assert result.stderr.strip() == f'error: output directory {blocker} is a file, not a directory'
-  assert blocker.read_text() == 'keep me'
+def test_a_bad_flag_from_the_shell_is_one_line_and_exit_status_1(tmp_path):
+  result = run_py('--latent_dim=0', f'--output_dir={tmp_path / "out"}')
+  assert (result.returncode, result.stderr, result.stdout) == (
+      1, 'error: --latent_dim must be a positive integer, got 0\n', '')
+  result = run_py('--latent_dim=two')
+  assert result.returncode == 1 and result.stderr.splitlines() == [
+      "error: flag --latent_dim=two: invalid literal for int() with base 10: 'two' (see python run.py --helpshort)"]
+
+
+def test_the_flags_and_their_help_come_from_the_settings():
+  result = run_py('--helpfull')
+  assert result.returncode == 0
+  from vae.config import SETTINGS
+  for setting in SETTINGS:
+    assert f'--{setting.name}' in result.stdout or f'--[no]{setting.name}' in result.stdout, setting.name
+  assert 'Importance samples per training image' in result.stdout
 
 
 @pytest.fixture(scope='module')
@@ -104,17 +107,33 @@ def full_size_data(tmp_path_factory):
   return directory
 
 
-@pytest.mark.parametrize('encoder, decoder', [('conv', 'conv'), ('fc', 'conv')])
-def test_the_same_seed_repeats_a_convolutional_run_exactly(tmp_path, full_size_data, encoder, decoder, onednn):
-  # Before the fix an on-graph training loop ran its ops concurrently and these runs differed within 20 steps.
-  args = (f'--data_dir={full_size_data}', f'--encoder_architecture={encoder}', f'--decoder_architecture={decoder}',
-          '--epochs=2', '--updates_per_epoch=20', '--do_viz=False', '--eval_k=1')
-  first = run(*args, f'--output_dir={tmp_path / "first"}')
-  second = run(*args, f'--output_dir={tmp_path / "second"}')
-  assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-  assert first.stderr == second.stderr == ''
-  assert metrics_without_time(tmp_path / 'first' / 'metrics.csv') == \
-      metrics_without_time(tmp_path / 'second' / 'metrics.csv')
-  estimates = [json.load(open(tmp_path / name / 'evaluation.json')) for name in ('first', 'second')]
-  for key in ('test_elbo', 'test_log_likelihood'):  # full float precision, not the csv's six digits
-    assert estimates[0][key] == estimates[1][key]
+RERUNS = textwrap.dedent('''
+    import json, sys
+    sys.path.insert(0, {repo!r})
+    from vae import loop
+    results = {{}}
+    for encoder, decoder in (('conv', 'conv'), ('fc', 'conv'), ('conv', 'fc')):
+      for attempt in ('first', 'second'):
+        out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
+        config = loop.Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
+                             decoder_architecture=decoder, epochs=2, updates_per_epoch=10, do_viz=False, eval_k=1)
+        loop.train(config, log=lambda *args: None)
+    print('done')
+''')
+
+
+def test_the_same_seed_repeats_every_convolutional_pair_exactly(tmp_path, full_size_data, onednn):
+  # Each pair trained twice in one process per oneDNN setting. An on-graph training loop once ran its ops
+  # concurrently, and such runs differed within 20 steps.
+  code = RERUNS.format(repo=REPO_ROOT, out=str(tmp_path), data=full_size_data)
+  result = subprocess.run([sys.executable, '-c', code], env=user_env(), capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0 and result.stdout.strip() == 'done', result.stderr[-3000:]
+  for pair in ('conv-conv', 'fc-conv', 'conv-fc'):
+    first, second = tmp_path / f'{pair}-first', tmp_path / f'{pair}-second'
+    assert len(metrics_without_time(first / 'metrics.csv')) == 2
+    assert metrics_without_time(first / 'metrics.csv') == metrics_without_time(second / 'metrics.csv'), pair
+    estimates = [json.load(open(d / 'evaluation.json')) for d in (first, second)]
+    for key in ('test_elbo', 'test_log_likelihood'):  # full float precision, not the csv's six digits
+      assert estimates[0][key] == estimates[1][key], (pair, key)
+    assert not os.path.exists(first / 'figs') and not os.path.exists(first / 'spread.gif')  # --do_viz=False

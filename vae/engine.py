@@ -52,6 +52,27 @@ def bernoulli_pixels(intensities, key):
   return tf.cast(uniforms < intensities, intensities.dtype)
 
 
+def batch_gatherer(train_images, seed, dynamic_binarization=False):
+  """Returns `batch(indices, step) -> x [B, D]`: the rows `indices` of the training set as the step sees them.
+
+  The training set is held as one constant tensor (as uint8 codes where that is exact, see `compact_images`) and
+  gathered on-graph; with `dynamic_binarization` the pixels of step `step` are drawn afresh as Bernoulli(intensity)
+  with that step's key, so the same step always sees the same pixels and different steps see independent ones.
+  """
+  codes, scale = compact_images(train_images)
+  stored = tf.constant(codes)
+
+  def batch(indices, step):
+    x = tf.gather(stored, indices)                               # [B, D]
+    if scale is not None:
+      x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
+    if dynamic_binarization:
+      x = bernoulli_pixels(x, streams.key(seed, streams.DYNAMIC_BINARIZATION, step))     # [B, D] binary
+    return x
+
+  return batch
+
+
 def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
                      dynamic_binarization=False, beta=1.0, kl_warmup_steps=0, train_k=1, objective='elbo'):
   """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
@@ -87,16 +108,7 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
   """
   optimizer.build(model.trainable_variables)
   latent_dim = model.latent_dim
-  codes, scale = compact_images(train_images)
-  stored = tf.constant(codes)
-
-  def batch(indices, step):
-    x = tf.gather(stored, indices)                               # [B, D]
-    if scale is not None:
-      x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
-    if dynamic_binarization:
-      x = bernoulli_pixels(x, streams.key(seed, streams.DYNAMIC_BINARIZATION, step))     # [B, D] binary
-    return x
+  batch = batch_gatherer(train_images, seed, dynamic_binarization)
 
   def one_step(batch_indices, step):
     weight = rate_weight_at(step, beta, kl_warmup_steps)

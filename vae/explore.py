@@ -129,7 +129,7 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   there_and_back = list(range(steps)) + list(range(steps - 2, 0, -1))  # the ends once each, as the gif loops
   frames = [viz.probability_tile(per_step[s], 1, pairs, shape) for s in there_and_back]
   gif_path = os.path.join(save_dir, prefix + 'interpolation.gif')
-  gifs.write_gif(gif_path, frames, [100] * len(frames))
+  gifs.write_gif(gif_path, frames, [100] * len(frames), compact_grey=False)  # every step of the path, exactly
   written.append(gif_path)
   log(f'{"spherical" if latent_dim > 2 else "linear"} interpolation in {latent_dim}-d; wrote ' + ', '.join(written))
   return written

@@ -45,10 +45,11 @@ def save_png(path, image):
   write_bytes_atomic(path, iio.imwrite('<bytes>', np.asarray(image, dtype=np.uint8), extension='.png'))
 
 
-def write_gif(path, frames, durations_ms):
+def write_gif(path, frames, durations_ms, compact_grey=True):
   """Writes frames (an iterable of same-shape uint8 images) as a looping gif, atomically.
 
-  The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
+  With `compact_grey`, grey frames are stored as `held_grey_frames` shows them (the module docstring says why);
+  without it every frame is stored exactly. The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
   pixel), so a generator that reads the frames from disk keeps a 100-frame gif's memory at a fraction of the
   RGB frames' size.
   """
@@ -57,11 +58,11 @@ def write_gif(path, frames, durations_ms):
 
   def pil_images():
     nonlocal count
-    for frame in held_grey_frames(frames):
+    for frame in (held_grey_frames(frames) if compact_grey else map(np.asarray, frames)):
       count += 1
       if count > len(durations):
         raise ValueError(f'more frames than the {len(durations)} durations')
-      yield Image.fromarray(frame)
+      yield Image.fromarray(np.asarray(frame, dtype=np.uint8))
 
   images = pil_images()
   head = next(images, None)

@@ -1,0 +1,40 @@
+"""Runs the `main` of run.py (or of `python -m vae.explore`) on many command lines in one process.
+
+    python tests/many_mains.py run '[["--latent_dim=0"], ["--epochs=0", "--output_dir=/tmp/x"]]'
+
+prints one JSON line: [[exit status, stderr], ...], one pair per command line, in order. Each command line is
+parsed afresh (absl's flags are reset in between) and goes through the same parse_flags and main as from a shell,
+so a test can check many refusals for the price of one Python and TensorFlow start-up.
+"""
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+
+def main():
+  module_name, command_lines = sys.argv[1], json.loads(sys.argv[2])
+  program = os.path.join(REPO_ROOT, 'run.py') if module_name == 'run' else module_name
+  sys.argv = [program]
+  module = importlib.import_module(module_name)
+  results = []
+  for arguments in command_lines:
+    module.FLAGS.unparse_flags()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+      try:
+        status = module.main(module.parse_flags([program] + arguments))
+      except SystemExit as e:
+        status = e.code
+    results.append([status, stderr.getvalue()])
+  print(json.dumps(results))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,110 @@
+"""Stopping a real run any way a user can (Ctrl-C, a kill), a second run on the same directory, and resuming."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO_ROOT, run_py, user_env, write_mnist
+
+HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
+
+
+def completed_epochs(output_dir):
+  try:
+    with open(os.path.join(output_dir, 'metrics.csv')) as f:
+      return len(list(csv.DictReader(f)))
+  except FileNotFoundError:
+    return 0
+
+
+def wait_for(condition, process):
+  """Returns once `condition()` holds; fails if the process ends first or the guard runs out."""
+  deadline = time.monotonic() + HANG_GUARD_S
+  while not condition():
+    assert process.poll() is None, 'the run ended before the event the test waits for'
+    assert time.monotonic() < deadline, 'timed out waiting'
+    time.sleep(0.02)
+
+
+def start(args, output_dir):
+  # Ctrl-C as in a terminal: SIGINT handled by default, even when the test runner was started with it ignored.
+  return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={output_dir}'],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=user_env(),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def everything_a_run_wrote(output_dir):
+  """{relative path: contents} of the files a finished run leaves, less what depends on the clock."""
+  files = {}
+  for root, _, names in os.walk(output_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      relative = os.path.relpath(path, output_dir)
+      if relative.startswith(('checkpoints', 'tensorboard', 'export')) or name in ('timings.json', '.lock'):
+        continue
+      if name == 'metrics.csv':
+        files[relative] = [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(open(path))]
+      elif name == 'evaluation.json':
+        files[relative] = {k: v for k, v in json.load(open(path)).items() if k != 'seconds'}
+      else:
+        files[relative] = open(path, 'rb').read()
+  return files
+
+
+def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path, onednn):
+  mnist_dir = str(tmp_path / 'mnist')
+  write_mnist(mnist_dir)
+  epochs = 6
+  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', '--updates_per_epoch=15', '--batch_size=16',
+          '--eval_k=2', '--decoder_architecture=conv']
+  whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
+  assert run_py(*args, f'--output_dir={whole}').returncode == 0
+
+  # Ctrl-C once the first epoch is complete: exit 130, one line that counts the completed epochs.
+  process = start(args, stopped)
+  wait_for(lambda: completed_epochs(stopped) >= 1, process)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=HANG_GUARD_S)
+  done = completed_epochs(stopped)
+  assert process.returncode == 130 and 1 <= done < epochs
+  assert stderr.splitlines() == [f'error: interrupted; {done} of {epochs} epochs are complete and checkpointed in '
+                                 f'{stopped}/checkpoints. Run the same command again to resume']
+
+  # Resumed, then killed outright in a later epoch.
+  process = start(args, stopped)
+  wait_for(lambda: completed_epochs(stopped) >= done + 1, process)
+  process.send_signal(signal.SIGKILL)
+  process.wait(timeout=HANG_GUARD_S)
+  killed_after = completed_epochs(stopped)
+  assert done < killed_after < epochs  # the kill landed mid-run
+
+  finished = run_py(*args, f'--output_dir={stopped}')
+  assert finished.returncode == 0, finished.stderr
+  assert f'resuming after epoch {killed_after} (step {15 * killed_after})' in finished.stdout
+  expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
+  assert sorted(got) == sorted(expected)
+  assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',
+          os.path.join('figs', 'canvas', f'epoch_{epochs:04d}.png')} <= set(got)
+  for name in expected:
+    assert got[name] == expected[name], name
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_directory(tmp_path, mnist_dir):
+  out = tmp_path / 'busy'
+  args = [f'--data_dir={mnist_dir}', '--epochs=100000', '--updates_per_epoch=2', '--batch_size=16', '--eval_k=1',
+          '--do_viz=False']
+  first = start(args, out)
+  try:
+    wait_for(lambda: completed_epochs(out) >= 1, first)
+    second = run_py(*args, f'--output_dir={out}')
+    assert second.returncode == 1
+    assert second.stderr.splitlines() == [f'error: another run is using {out}; wait for it to finish or choose '
+                                          f'another --output_dir']
+    assert first.poll() is None  # the first run goes on
+  finally:
+    first.kill()
+    first.wait(timeout=HANG_GUARD_S)
