@@ -48,6 +48,7 @@ flags.DEFINE_integer('fc_steps', 200, 'Steps per fc measurement.')
 flags.DEFINE_integer('conv_steps', 40, 'Steps per conv measurement.')
 flags.DEFINE_boolean('skip_full_run', False, 'Only measure throughput.')
 flags.DEFINE_list('onednn', ['0', '1'], 'The TF_ENABLE_ONEDNN_OPTS settings to measure throughput under.')
+flags.DEFINE_list('binarisation_latent_dims', ['2', '50'], 'latent_dim values of the dynamic-binarisation rows.')
 flags.DEFINE_boolean('throughput_child', False, 'Internal: measure throughput in this process, print JSON.')
 flags.DEFINE_string('run_dir', None, 'Where the full default run writes its outputs (metrics, gifs, ...); they '
                     'are kept. Default: a temporary directory, deleted afterwards.')
@@ -121,7 +122,7 @@ def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
   return results
 
 
-def measure_in_this_process(data_dir, rounds, steps_for):
+def measure_in_this_process(data_dir, rounds, steps_for, latent_dims):
   """Throughput and the machine's limits under this process's oneDNN setting."""
   from bench import machine
   from vae.quiet import import_tensorflow
@@ -129,7 +130,8 @@ def measure_in_this_process(data_dir, rounds, steps_for):
   result = {'tensorflow': tf.__version__, 'cpu': machine.cpu_summary()}
   result['throughput'] = throughput(data_dir, rounds, steps_for)
   from vae import data
-  result['binarisation'] = binarisation_throughput(data.load('mnist', data_dir), rounds, steps_for['fc'])
+  result['binarisation'] = binarisation_throughput(data.load('mnist', data_dir), rounds, steps_for['fc'],
+                                                   [int(d) for d in latent_dims])
   result['fc_gemm_images_per_s'], result['fc_gemm_gflops'] = machine.fc_gemm_ceiling()
   result['matmul_gflops'] = machine.matmul_rate()
   attainable = max(result['matmul_gflops'], result['fc_gemm_gflops'])
@@ -140,10 +142,11 @@ def measure_in_this_process(data_dir, rounds, steps_for):
   return result
 
 
-def measure_under(setting, data_dir, rounds, steps_for):
+def measure_under(setting, data_dir, rounds, steps_for, latent_dims):
   """`measure_in_this_process` in a fresh process with TF_ENABLE_ONEDNN_OPTS=setting."""
   command = [sys.executable, os.path.abspath(__file__), f'--data_dir={data_dir}', f'--rounds={rounds}',
-             f'--fc_steps={steps_for["fc"]}', f'--conv_steps={steps_for["conv"]}', '--throughput_child']
+             f'--fc_steps={steps_for["fc"]}', f'--conv_steps={steps_for["conv"]}', '--throughput_child',
+             f'--binarisation_latent_dims={",".join(latent_dims)}']
   out = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting))
   if out.returncode != 0:
     raise RuntimeError(f'the measurement with TF_ENABLE_ONEDNN_OPTS={setting} failed: {out.stderr.strip()[-800:]}')
@@ -210,11 +213,13 @@ def main(argv):
   del argv
   steps_for = {'fc': FLAGS.fc_steps, 'conv': FLAGS.conv_steps}
   if FLAGS.throughput_child:
-    print(json.dumps(measure_in_this_process(FLAGS.data_dir, FLAGS.rounds, steps_for)))
+    print(json.dumps(measure_in_this_process(FLAGS.data_dir, FLAGS.rounds, steps_for,
+                                             FLAGS.binarisation_latent_dims)))
     return
   report = {'machine': f'{os.cpu_count()} cores', 'python': sys.version.split()[0],
             'user_onednn_setting': os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)'),
-            'by_onednn_setting': {setting: measure_under(setting, FLAGS.data_dir, FLAGS.rounds, steps_for)
+            'by_onednn_setting': {setting: measure_under(setting, FLAGS.data_dir, FLAGS.rounds, steps_for,
+                                                         FLAGS.binarisation_latent_dims)
                                   for setting in FLAGS.onednn}}
   first = next(iter(report['by_onednn_setting'].values()))
   report['tensorflow'], report['cpu'] = first['tensorflow'], first['cpu']

@@ -2,7 +2,7 @@
 
     python tests/many_mains.py run '[["--latent_dim=0"], ["--epochs=0", "--output_dir=/tmp/x"]]'
 
-prints one JSON line: [[exit status, stderr], ...], one pair per command line, in order. Each command line is
+prints one JSON line: [[exit status, stderr, stdout], ...], one per command line, in order. Each command line is
 parsed afresh (absl's flags are reset in between) and goes through the same parse_flags and main as from a shell,
 so a test can check many refusals for the price of one Python and TensorFlow start-up.
 """
@@ -26,14 +26,14 @@ def main():
   results = []
   for arguments in command_lines:
     module.FLAGS.unparse_flags()
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+    stderr, stdout = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
       try:
         status = module.main(module.parse_flags([program] + arguments))
       except SystemExit as e:
         status = e.code
-    results.append([status, stderr.getvalue()])
-  print(json.dumps(results))
+    results.append([status, stderr.getvalue(), stdout.getvalue()])
+  print(json.dumps(results), file=sys.__stdout__)
 
 
 if __name__ == '__main__':

@@ -5,10 +5,6 @@ import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
@@ -19,7 +15,7 @@ from PIL import Image
 from vae import data, engine, evaluate, inputs, loop, model as model_lib, networks, streams, train
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock
-from conftest import REPO_ROOT, run_py, synthetic_digits, write_mnist
+from conftest import many_mains, run_py, synthetic_digits, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -45,7 +41,7 @@ def file_bytes(*parts):
 def reference_run(tmp_path_factory):
   """One uninterrupted 3-epoch run on tiny data, shared by the comparisons below."""
   root = tmp_path_factory.mktemp('reference')
-  from conftest import write_mnist
+
   mnist_dir = str(root / 'mnist')
   write_mnist(mnist_dir)
   out = root / 'out'
@@ -364,26 +360,28 @@ def test_active_units_are_in_metrics_evaluation_and_tensorboard(reference_run):
   assert {'active_units', 'rate_per_dimension/z0', 'rate_per_dimension/z1'} <= tags
 
 
-def explore_py(*args):
-  return subprocess.run([sys.executable, '-m', 'vae.explore', *args], capture_output=True, text=True, timeout=300,
-                        cwd=REPO_ROOT, env={k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'})
-
-
-@pytest.mark.parametrize('latent_dim', [2, 3])
-def test_explore_needs_only_the_export(reference_run, tmp_path, latent_dim):
+def test_explore_needs_only_the_export(reference_run, tmp_path):
   mnist_dir, _ = reference_run
-  out = tmp_path / 'run'
-  loop.train(tiny_config(mnist_dir, out, latent_dim=latent_dim, epochs=1, do_viz=False), log=QUIET)
-  shutil.rmtree(out / 'checkpoints')  # the export and flags.json are all it reads
-  result = explore_py(f'--output_dir={out}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_')
-  assert result.returncode == 0 and result.stderr == '', result.stderr
-  assert ('spherical' if latent_dim > 2 else 'linear') + ' interpolation' in result.stdout
-  pictures = out / 'explore'
-  assert np.asarray(Image.open(pictures / 't_samples.png')).shape == (2 * 28, 10 * 28)
-  assert np.asarray(Image.open(pictures / 't_reconstructions.png')).shape == (4 * 28, 10 * 28)
-  assert np.asarray(Image.open(pictures / 't_interpolations.png')).shape == (3 * 28, 5 * 28)
-  with Image.open(pictures / 't_interpolation.gif') as gif:
-    assert gif.n_frames == 2 * 5 - 2 and gif.size == (3 * 28, 28)
+  runs = {d: tmp_path / f'latent{d}' for d in (2, 3)}
+  for latent_dim, out in runs.items():
+    loop.train(tiny_config(mnist_dir, out, latent_dim=latent_dim, epochs=1, do_viz=False), log=QUIET)
+    shutil.rmtree(out / 'checkpoints')  # the export and flags.json are all it reads
+  elsewhere = tmp_path / 'pictures'
+  results = many_mains('vae.explore', [
+      [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
+      [f'--output_dir={runs[3]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
+      [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_', '--seed=1',
+       f'--save_dir={elsewhere}', f'--data_dir={mnist_dir}']], stdout=True)
+  for (status, stderr, stdout), kind in zip(results, ('linear', 'spherical', 'linear')):
+    assert (status, stderr) == (0, '') and f'{kind} interpolation' in stdout
+  for pictures in (runs[2] / 'explore', runs[3] / 'explore', elsewhere):
+    assert np.asarray(Image.open(pictures / 't_samples.png')).shape == (2 * 28, 10 * 28)
+    assert np.asarray(Image.open(pictures / 't_reconstructions.png')).shape == (4 * 28, 10 * 28)
+    assert np.asarray(Image.open(pictures / 't_interpolations.png')).shape == (3 * 28, 5 * 28)
+    with Image.open(pictures / 't_interpolation.gif') as gif:
+      assert gif.n_frames == 2 * 5 - 2 and gif.size == (3 * 28, 28)
+  # --seed picks other prior draws and other test images.
+  assert file_bytes(elsewhere, 't_samples.png') != file_bytes(runs[2], 'explore', 't_samples.png')
 
 
 def test_spherical_interpolation_keeps_the_norm_and_hits_both_ends():
@@ -396,17 +394,35 @@ def test_spherical_interpolation_keeps_the_norm_and_hits_both_ends():
   np.testing.assert_allclose(explore.interpolate(a[:2], b[:2], 3)[1], [1.5, 1.5])  # 2-d: a straight line
 
 
-def test_explore_refuses_a_missing_or_foreign_directory_with_one_line(tmp_path):
-  missing = explore_py(f'--output_dir={tmp_path / "nothing"}')
-  assert missing.returncode == 1
-  assert missing.stderr.strip() == f'error: --output_dir {tmp_path / "nothing"} does not exist'
-  empty = explore_py(f'--output_dir={tmp_path}')
-  assert empty.stderr.strip() == (f'error: {tmp_path} holds no exported model (export/encoder.keras and '
-                                  f'export/decoder.keras); train a run there first')
-  (tmp_path / 'export').mkdir()
+def test_explore_refuses_bad_flags_and_directories_with_one_line(reference_run, tmp_path):
+  mnist_dir, out = reference_run
+  foreign = tmp_path / 'foreign'
+  (foreign / 'export').mkdir(parents=True)
   for part in ('encoder', 'decoder'):
-    (tmp_path / 'export' / f'{part}.keras').write_bytes(b'not a keras file')
-  foreign = explore_py(f'--output_dir={tmp_path}')
-  assert foreign.returncode == 1 and 'Traceback' not in foreign.stderr
-  lines = foreign.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith(f'error: {tmp_path} does not hold a run exported by this project (')
+    (foreign / 'export' / f'{part}.keras').write_bytes(b'not a keras file')
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  clothes = str(tmp_path / 'clothes')
+  write_mnist(clothes, dataset='fashion_mnist')
+  cases = [
+      (['--count=15'], '--count must be a positive multiple of 10, got 15'),
+      (['--count=0'], '--count must be a positive multiple of 10, got 0'),
+      (['--pairs=0'], '--pairs must be a positive integer, got 0'),
+      (['--steps=1'], '--steps must be at least 2, got 1'),
+      (['--seed=-1'], '--seed must be >= 0, got -1'),
+      (['--nope=1'], "Unknown command line flag 'nope' (see python -m vae.explore --helpshort)"),
+      ([f'--output_dir={tmp_path / "nothing"}'], f'--output_dir {tmp_path / "nothing"} does not exist'),
+      ([f'--output_dir={tmp_path}'], f'{tmp_path} holds no exported model (export/encoder.keras and '
+                                     f'export/decoder.keras); train a run there first'),
+      ([f'--output_dir={out}', f'--save_dir={blocker}'], f'save directory {blocker} is a file, not a directory'),
+      ([f'--output_dir={out}', f'--data_dir={clothes}'],
+       f'{clothes}/train-images-idx3-ubyte.gz holds Fashion-MNIST\'s training images, not MNIST\'s: use '
+       f'--dataset=fashion_mnist to train on Fashion-MNIST, or point --data_dir at the MNIST files'),
+  ]
+  results = many_mains('vae.explore', [arguments for arguments, _ in cases] + [[f'--output_dir={foreign}']])
+  for (arguments, message), result in zip(cases, results):
+    assert result == (1, f'error: {message}\n'), arguments
+  status, stderr = results[-1]
+  assert status == 1 and len(stderr.splitlines()) == 1
+  assert stderr.startswith(f'error: {foreign} does not hold a run exported by this project (')
+  assert not os.path.exists(os.path.join(out, 'explore'))

@@ -37,11 +37,13 @@ def test_canvas_frame_maps_logits_to_grey_levels():
 
 def test_log_time_durations_slow_down_the_first_epochs():
   ms = gifs.log_time_durations(100, total_seconds=10.0)
-  assert len(ms) == 100
-  assert all(d % 10 == 0 and d >= 20 for d in ms)
-  assert ms[0] > ms[1] > ms[5] > ms[99] or ms[99] == 20
-  assert ms[0] >= 1000                          # epoch 1 alone gets ~15% of the 10 s
-  assert 9000 <= sum(ms) <= 11500
+  # Frame i lasts 10 s * (log(i + 2) - log(i + 1)) / log(101), in whole 10 ms, at least 20 ms.
+  expected = [max(20, int(round(1000 * np.log((i + 2) / (i + 1)) / np.log(101))) * 10) for i in range(100)]
+  assert ms == expected
+  assert ms[:4] == [1500, 880, 620, 480] and ms[-1] == 20
+  assert all(a >= b for a, b in zip(ms, ms[1:]))   # never faster early than late
+  # With 100 epochs the first frame is on screen as long as the last fifty together.
+  assert abs(ms[0] - sum(ms[50:])) <= 0.1 * ms[0] + 10 * 50
 
 
 def test_class_centroids():
@@ -164,6 +166,33 @@ def test_write_gif_from_a_generator_keeps_pixels_and_durations(tmp_path):
       gif.seek(i)
       assert gif.info['duration'] == 30 + 10 * i
       np.testing.assert_array_equal(np.asarray(gif.convert('RGB')), frame)  # 4 grey levels: no palette loss
+
+
+def test_grey_frames_are_stored_within_a_few_levels_and_colour_frames_exactly(tmp_path):
+  rng = np.random.default_rng(1)
+  base = rng.integers(0, 256, size=(30, 40))
+  grey = [np.clip(base + drift, 0, 255).astype(np.uint8) for drift in (0, 3, 6, 30, 31)]   # slow, then a jump
+  held = list(gifs.held_grey_frames(grey))
+  bound = gifs.GREY_STEP // 2 + gifs.HOLD_LEVELS
+  for shown, frame in zip(held, grey):
+    assert np.abs(shown.astype(int) - frame).max() <= bound
+  np.testing.assert_array_equal(held[1], held[0])     # a drift of 3 levels is not redrawn
+  assert np.mean(held[3] != held[2]) > 0.9            # a jump of 24 levels is
+  colour = [rng.integers(0, 4, size=(6, 8, 3)).astype(np.uint8) * 60 for _ in range(2)]
+  assert all(np.array_equal(a, b) for a, b in zip(gifs.held_grey_frames(colour), colour))
+  path = str(tmp_path / 'grey.gif')
+  gifs.write_gif(path, grey, [100] * 5)
+  with Image.open(path) as gif:
+    shown = []
+    for i in range(gif.n_frames):
+      gif.seek(i)
+      shown.append((np.asarray(gif.convert('RGB'))[..., 0], gif.info['duration']))
+  assert sum(duration for _, duration in shown) == 500      # identical frames merge, the timing stays
+  assert all(np.abs(frame.astype(int) - grey[-1]).max() <= bound for frame, _ in shown[-1:])
+  gifs.write_gif(path, grey, [100] * 5, compact_grey=False)
+  with Image.open(path) as gif:
+    gif.seek(4)
+    np.testing.assert_array_equal(np.asarray(gif.convert('RGB'))[..., 0], grey[4])
 
 
 def test_write_gif_rejects_a_frame_count_that_does_not_match_the_durations(tmp_path):
