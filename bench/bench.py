@@ -1,7 +1,7 @@
 """Benchmark: training throughput against a plain TF2 loop and the machine's own limits, and where a full default
 run spends its time.
 
-    python bench/bench.py --data_dir=../shared/data/mnist              # everything (about 10 minutes on 2 cores)
+    python bench/bench.py --data_dir=../shared/data/mnist              # everything
     python bench/bench.py --data_dir=../shared/data/mnist --skip_full_run
 
 1. The CPU: its model and the features that pick TensorFlow's kernels (bench/machine.py).
@@ -48,6 +48,7 @@ flags.DEFINE_integer('fc_steps', 200, 'Steps per fc measurement.')
 flags.DEFINE_integer('conv_steps', 40, 'Steps per conv measurement.')
 flags.DEFINE_boolean('skip_full_run', False, 'Only measure throughput.')
 flags.DEFINE_list('onednn', ['0', '1'], 'The TF_ENABLE_ONEDNN_OPTS settings to measure throughput under.')
+flags.DEFINE_list('archs', ['fc', 'conv'], 'The architectures (fc/fc, conv/conv) to measure against the reference.')
 flags.DEFINE_list('binarisation_latent_dims', ['2', '50'], 'latent_dim values of the dynamic-binarisation rows.')
 flags.DEFINE_boolean('throughput_child', False, 'Internal: measure throughput in this process, print JSON.')
 flags.DEFINE_string('run_dir', None, 'Where the full default run writes its outputs (metrics, gifs, ...); they '
@@ -64,7 +65,7 @@ def throughput(data_dir, rounds, steps_for):
 
   mnist = data.load('mnist', data_dir)
   results = {}
-  for arch in ('fc', 'conv'):
+  for arch in steps_for:
     steps = steps_for[arch]
     config = loop.Config(encoder_architecture=arch, decoder_architecture=arch, updates_per_epoch=steps)
     with tempfile.TemporaryDirectory() as scratch:
@@ -130,23 +131,23 @@ def measure_in_this_process(data_dir, rounds, steps_for, latent_dims):
   result = {'tensorflow': tf.__version__, 'cpu': machine.cpu_summary()}
   result['throughput'] = throughput(data_dir, rounds, steps_for)
   from vae import data
-  result['binarisation'] = binarisation_throughput(data.load('mnist', data_dir), rounds, steps_for['fc'],
+  result['binarisation'] = binarisation_throughput(data.load('mnist', data_dir), rounds, FLAGS.fc_steps,
                                                    [int(d) for d in latent_dims])
   result['fc_gemm_images_per_s'], result['fc_gemm_gflops'] = machine.fc_gemm_ceiling()
   result['matmul_gflops'] = machine.matmul_rate()
   attainable = max(result['matmul_gflops'], result['fc_gemm_gflops'])
-  fc, conv = result['throughput']['fc'], result['throughput']['conv']
-  fc['fraction_of_ceiling'] = fc['ours_images_per_s'] / result['fc_gemm_images_per_s']
-  conv['ceiling_images_per_s'] = attainable * 1e9 / (conv['training_mflop_per_image'] * 1e6)
-  conv['fraction_of_ceiling'] = conv['ours_images_per_s'] / conv['ceiling_images_per_s']
+  for arch, figures in result['throughput'].items():
+    figures['ceiling_images_per_s'] = (result['fc_gemm_images_per_s'] if arch == 'fc' else
+                                       attainable * 1e9 / (figures['training_mflop_per_image'] * 1e6))
+    figures['fraction_of_ceiling'] = figures['ours_images_per_s'] / figures['ceiling_images_per_s']
   return result
 
 
 def measure_under(setting, data_dir, rounds, steps_for, latent_dims):
   """`measure_in_this_process` in a fresh process with TF_ENABLE_ONEDNN_OPTS=setting."""
   command = [sys.executable, os.path.abspath(__file__), f'--data_dir={data_dir}', f'--rounds={rounds}',
-             f'--fc_steps={steps_for["fc"]}', f'--conv_steps={steps_for["conv"]}', '--throughput_child',
-             f'--binarisation_latent_dims={",".join(latent_dims)}']
+             f'--fc_steps={FLAGS.fc_steps}', f'--conv_steps={FLAGS.conv_steps}', f'--archs={",".join(steps_for)}',
+             '--throughput_child', f'--binarisation_latent_dims={",".join(latent_dims)}']
   out = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting))
   if out.returncode != 0:
     raise RuntimeError(f'the measurement with TF_ENABLE_ONEDNN_OPTS={setting} failed: {out.stderr.strip()[-800:]}')
@@ -171,7 +172,7 @@ def run_measuring_peak_memory(command, log_path):
 
   The peak is the child's own VmHWM, read from /proc while it runs. getrusage(RUSAGE_CHILDREN) would not do:
   Linux carries the parent's high-water mark into a child across fork and exec, so it would report this
-  benchmark process's memory (about 1.7 GB after the throughput rounds) instead of the run's.
+  benchmark process's memory (its throughput rounds make it large) instead of the run's.
   """
   peak_kb = 0
   with open(log_path, 'w') as log:
@@ -211,7 +212,7 @@ def full_run(data_dir, run_dir=None):
 
 def main(argv):
   del argv
-  steps_for = {'fc': FLAGS.fc_steps, 'conv': FLAGS.conv_steps}
+  steps_for = {arch: {'fc': FLAGS.fc_steps, 'conv': FLAGS.conv_steps}[arch] for arch in FLAGS.archs}
   if FLAGS.throughput_child:
     print(json.dumps(measure_in_this_process(FLAGS.data_dir, FLAGS.rounds, steps_for,
                                              FLAGS.binarisation_latent_dims)))
@@ -232,15 +233,15 @@ def main(argv):
         f'{"ceiling":>9}{"of ceiling":>12}')
   for setting, r in report['by_onednn_setting'].items():
     on = 'on' if r['cpu']['onednn'] else 'off'
-    ceilings = {'fc': r['fc_gemm_images_per_s'], 'conv': r['throughput']['conv']['ceiling_images_per_s']}
     for arch, t in r['throughput'].items():
       t['ratio_to_best_reference'] = t['ours_images_per_s'] / best_reference[arch]
       print(f'{on + " (" + setting + ")":<8}{arch + "/" + arch:<11}{t["ours_images_per_s"]:>8.0f}'
             f'{t["reference_images_per_s"]:>11.0f}{t["ratio"]:>7.2f}{t["ratio_to_best_reference"]:>13.2f}'
-            f'{ceilings[arch]:>9.0f}{t["fraction_of_ceiling"]:>11.0%}')
+            f'{t["ceiling_images_per_s"]:>9.0f}{t["fraction_of_ceiling"]:>11.0%}')
     print(f'{"":<8}limits: fc GEMMs alone {r["fc_gemm_gflops"]:.0f} GFLOP/s -> {r["fc_gemm_images_per_s"]:,.0f} '
-          f'images/s; 1024^3 matmul {r["matmul_gflops"]:.0f} GFLOP/s; conv/conv '
-          f'{r["throughput"]["conv"]["training_mflop_per_image"]:.1f} MFLOP per training image')
+          f'images/s; 1024^3 matmul {r["matmul_gflops"]:.0f} GFLOP/s' + ''.join(
+              f'; {arch}/{arch} {t["training_mflop_per_image"]:.1f} MFLOP per training image'
+              for arch, t in r['throughput'].items()))
   print(f'\nDynamic binarisation against none (fc/fc, ours, images/s, median of {FLAGS.rounds} alternating rounds)')
   print(f'{"oneDNN":<8}{"latent_dim":>11}{"none":>9}{"dynamic":>9}{"ratio":>7}')
   for setting, r in report['by_onednn_setting'].items():

@@ -17,7 +17,7 @@ Each line is milliseconds per training step, the median of 5 rounds of 10 calls 
 Also the machine's matmul rate (a 1024^3 product, GFLOP/s), and the step's arithmetic: 8.13 MFLOP per image in
 matrix products, so the rate the matmuls alone would allow. The difference between "full step" and "matmuls
 alone" is the element-wise work (bias, ReLU, softplus, their gradients, bias-gradient reductions) and the
-optimizer; see the README's Performance section for the figures on the development machine.
+optimizer; docs/performance.md has the figures, with the CPU they come from.
 """
 
 import io

@@ -190,7 +190,8 @@ def _train_locked(config, paths, handover, flag_values, log):
         train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
       with timer('test evaluation'):
         test = evaluate_fn(test_images, eval_eps)
-      last = {'dataset': dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch, 'step': int(trainer.step.numpy()), 'train_loss': train_loss,
+      last = {'dataset': dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch,
+              'step': int(trainer.step.numpy()), 'train_loss': train_loss,
               'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
               'test_distortion': float(test['distortion'].mean()),
               'active_units': evaluate.active_units(test['mean']), 'seconds': time.perf_counter() - started}
@@ -215,7 +216,10 @@ def _train_locked(config, paths, handover, flag_values, log):
       with timer('checkpointing'):
         trainer.save()
   except KeyboardInterrupt:
-    completed = int(trainer.step.numpy()) // config.updates_per_epoch
+    # The checkpoint, not the step counter, says what is kept: Ctrl-C during an epoch's evaluation or frames
+    # finds its steps done but its checkpoint not yet written.
+    latest = tf.train.latest_checkpoint(paths.checkpoints)
+    completed = int(latest.rsplit('-', 1)[1]) // config.updates_per_epoch if latest else 0
     raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
                       f'{paths.checkpoints}. Run the same command again to resume') from None
   finally:
@@ -228,8 +232,9 @@ def _train_locked(config, paths, handover, flag_values, log):
       written = frames.write_gifs(config.epochs)
     log('wrote ' + ', '.join(written))
   with timer('loss curve and export'):
-    if rows:
-      gifs.save_png(paths.loss_curve, viz.plot_metrics(rows))
+    if rows:  # drawn from metrics.csv as written, so that a resumed run draws what an uninterrupted one does
+      written = rundir.read_metrics(paths.metrics, up_to_epoch=config.epochs)
+      gifs.save_png(paths.loss_curve, viz.plot_metrics(written))
     rundir.export_model(model, paths.export)
   log(f'exported the encoder and decoder to {paths.export}/')
   with timer('final log-likelihood estimate'):
