@@ -6,10 +6,10 @@ long as the last fifty together (log 2 against log(101/51)).
 
 Grey frames (the canvas, samples and reconstructions of grey data sets) are stored compactly, with differences no
 eye can see (`held_grey_frames`): 128 grey levels instead of 256 (at most 1/255 off), and a pixel keeps its shown
-value until it has changed by more than `HOLD_LEVELS`/255. Pillow stores a pixel that did not change from one
-frame to the next as transparent, and long transparent runs compress well, so a 100-frame canvas takes a few MB
-instead of about twice that. The PNG frames themselves stay exact. Frames are streamed from disk into the encoder one at a time, so a long run's gif never holds all
-its frames in memory.
+value until it has changed by more than `HOLD_LEVELS`/255. Pillow stores a pixel that did not change from one frame
+to the next as transparent, and long transparent runs compress well, so a 100-frame canvas takes a few MB instead of
+about twice that. The PNG frames themselves stay exact. Frames are streamed from disk into the encoder one at a
+time, so a long run's gif never holds all its frames in memory.
 """
 
 import io
@@ -49,7 +49,9 @@ def write_gif(path, frames, durations_ms, compact_grey=True):
   """Writes frames (an iterable of same-shape uint8 images) as a looping gif, atomically.
 
   With `compact_grey`, grey frames are stored as `held_grey_frames` shows them (the module docstring says why);
-  without it every frame is stored exactly. The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
+  without it every frame is stored exactly.
+
+  The frames are consumed one at a time: Pillow keeps only each frame's palette-indexed copy (one byte per
   pixel), so a generator that reads the frames from disk keeps a 100-frame gif's memory at a fraction of the
   RGB frames' size.
   """

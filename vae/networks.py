@@ -65,8 +65,8 @@ def conv_encoder(latent_dim, image_shape=MNIST_SHAPE):
   x = keras.Input(shape=(num_values(image_shape),), name='x')                         # [B, D]
   # Shapes for 28x28 images (32x32 ones in brackets): each stride-2 layer halves the size, rounding up.
   h = layers.Reshape(image_shape)(x)                                                   # [B, 28, 28, C]
-  h = layers.Conv2D(32, 5, strides=2, padding='same', activation='relu')(h)           # [B, 14, 14, 32] ([B, 16, 16, 32])
-  h = layers.Conv2D(64, 5, strides=2, padding='same', activation='relu')(h)           # [B, 7, 7, 64]   ([B, 8, 8, 64])
+  h = layers.Conv2D(32, 5, strides=2, padding='same', activation='relu')(h)           # [B, 14, 14, 32] (16x16)
+  h = layers.Conv2D(64, 5, strides=2, padding='same', activation='relu')(h)           # [B, 7, 7, 64]   (8x8)
   h = layers.Conv2D(128, 3, strides=2, padding='same', activation='relu')(h)          # [B, 4, 4, 128]  (the same)
   h = layers.Flatten()(h)                                                              # [B, 2048]
   h = layers.Dense(500, activation='relu')(h)                                          # [B, 500]

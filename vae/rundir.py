@@ -24,8 +24,8 @@ from vae.config import RESUME_KEYS
 from vae.errors import OutputError, VAEError
 from vae.fileio import atomic_path, write_text_atomic
 
-METRICS_HEADER = ('dataset', 'objective', 'train_k', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate', 'test_distortion',
-                  'active_units', 'seconds')
+METRICS_HEADER = ('dataset', 'objective', 'train_k', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate',
+                  'test_distortion', 'active_units', 'seconds')
 
 
 class RunPaths:
