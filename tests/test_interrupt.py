@@ -71,18 +71,18 @@ def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_p
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   epochs = 5
-  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', '--updates_per_epoch=15', '--batch_size=16',
+  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', '--updates_per_epoch=5', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
-  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=15,
+  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=5,
                          batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
 
   # Ctrl-C once the first epoch is checkpointed: exit 130, one line that counts the checkpointed epochs.
   process = start(args, stopped)
-  wait_for(lambda: checkpointed_epochs(stopped, 15) >= 1, process)
+  wait_for(lambda: checkpointed_epochs(stopped, 5) >= 1, process)
   process.send_signal(signal.SIGINT)
   _, stderr = process.communicate(timeout=HANG_GUARD_S)
-  done = checkpointed_epochs(stopped, 15)
+  done = checkpointed_epochs(stopped, 5)
   assert process.returncode == 130 and 1 <= done < epochs
   assert stderr.splitlines() == [f'error: interrupted; {done} of {epochs} epochs are complete and checkpointed in '
                                  f'{stopped}/checkpoints. Run the same command again to resume']
@@ -93,11 +93,11 @@ def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_p
   process.send_signal(signal.SIGKILL)
   process.wait(timeout=HANG_GUARD_S)
   assert completed_epochs(stopped) < epochs  # the kill landed mid-run
-  killed_after = checkpointed_epochs(stopped, 15)  # perhaps before the checkpoint of its last metrics row
+  killed_after = checkpointed_epochs(stopped, 5)  # perhaps before the checkpoint of its last metrics row
 
   finished = run_py(*args, f'--output_dir={stopped}')
   assert finished.returncode == 0, finished.stderr
-  assert f'resuming after epoch {killed_after} (step {15 * killed_after})' in finished.stdout
+  assert f'resuming after epoch {killed_after} (step {5 * killed_after})' in finished.stdout
   expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
   assert sorted(got) == sorted(expected)
   assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',

@@ -120,7 +120,7 @@ RERUNS = textwrap.dedent('''
       for attempt in ('first', 'second'):
         out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
         config = loop.Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
-                             decoder_architecture=decoder, epochs=2, updates_per_epoch=5, do_viz=False, eval_k=1)
+                             decoder_architecture=decoder, epochs=1, updates_per_epoch=5, do_viz=False, eval_k=1)
         sys.stdout = io.StringIO()  # the progress bars
         loop.train(config, log=lambda *args: None)
         sys.stdout = sys.__stdout__
@@ -137,7 +137,7 @@ def rerun_each_pair_twice(tmp_path, data, pairs, **env):
   for encoder, decoder in pairs:
     pair = f'{encoder}-{decoder}'
     first, second = tmp_path / f'{pair}-first', tmp_path / f'{pair}-second'
-    assert len(metrics_without_time(first / 'metrics.csv')) == 2
+    assert len(metrics_without_time(first / 'metrics.csv')) == 1
     assert metrics_without_time(first / 'metrics.csv') == metrics_without_time(second / 'metrics.csv'), pair
     estimates = [json.load(open(d / 'evaluation.json')) for d in (first, second)]
     for key in ('test_elbo', 'test_log_likelihood'):  # full float precision, not the csv's six digits
