@@ -70,7 +70,7 @@ def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_p
   # is trained in this process, the stopped run as a user runs it.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  epochs = 5
+  epochs = 6
   args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', '--updates_per_epoch=5', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
