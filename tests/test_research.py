@@ -266,6 +266,19 @@ def test_binarize_modes(mode):
     assert abs(test_images.mean() - grey[:50].mean()) < 0.01  # Bernoulli(intensity) keeps the mean
 
 
+def test_every_seed_is_scored_on_the_same_binary_test_set():
+  images, _ = synthetic_digits(100, seed=0)
+  grey = images.reshape(-1, 784).astype(np.float32) / 255.0
+  dataset = inputs.Dataset(grey, None, grey[:50], None)
+  test_sets = [inputs.prepare_images(dataset, mode, seed)[1] for mode, seed in (('dynamic', 0), ('dynamic', 7),
+                                                                                ('static', 3))]
+  for other in test_sets[1:]:
+    np.testing.assert_array_equal(other, test_sets[0])
+  np.testing.assert_array_equal(test_sets[0], inputs.binarized(grey[:50], 0, counter=1))   # seed 0's own draws
+  static_train = [inputs.prepare_images(dataset, 'static', seed)[0] for seed in (0, 1)]
+  assert not np.array_equal(*static_train)  # the training copy still follows --seed
+
+
 def test_dynamic_binarisation_in_the_engine_draws_new_pixels_at_every_step_and_the_same_at_the_same_step():
   images, _ = synthetic_digits(64, seed=0)
   grey = images.reshape(-1, 784).astype(np.float32) / 255.0

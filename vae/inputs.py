@@ -14,8 +14,8 @@ Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli di
 
 With either, the test set is binarised once, with Bernoulli(intensity) draws from a key that does not depend on
 --seed (`binarized_test_set`): every run, whatever its seed, is scored on the same binary test set, so runs with
-different seeds differ only by what they learnt. (Its key is the one seed 0 used for its test set, so the binary
-test set of every seed-0 result is unchanged.) `python -m vae.explore` shows a binarised model the same images.
+different seeds differ only by what they learnt (the draws are `binarized(images, 0, counter=1)`).
+`python -m vae.explore` shows a binarised model the same images.
 
 Minibatch order: each pass over the data is a fresh permutation (sampling without replacement, like the
 original `next_batch`), fixed by the seed.

@@ -26,7 +26,7 @@ flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in 
 FLAGS = flags.FLAGS
 
 # Flags that never change what a run computes, so they make no column of their own.
-NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only', 'epochs_done')
+NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only')
 
 
 def read_run(directory):
