@@ -56,7 +56,8 @@ def serve(tmp_path, monkeypatch, dataset):
   monkeypatch.setitem(data.SOURCES, dataset, data.SOURCES[dataset]._replace(gz_sha256=checksums))
   handler = type('Handler', (MirrorHandler,), {'files': files})
   server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  # shutdown() waits for the server loop's next poll: a short interval keeps each test's teardown short.
+  thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True)
   thread.start()
   yield f'http://127.0.0.1:{server.server_address[1]}', checksums
   server.shutdown()

@@ -65,24 +65,33 @@ def everything_a_run_wrote(output_dir):
   return files
 
 
-def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
+def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
   # The CPU path does not matter here (the reruns of tests/test_run.py cover both): the uninterrupted reference
-  # is trained in this process, the stopped run as a user runs it.
+  # is trained in this process, the stopped run as a user runs it. SIGSTOP freezes the run at a known point, so
+  # that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  epochs = 6
-  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', '--updates_per_epoch=5', '--batch_size=16',
+  epochs, updates = 6, 2
+  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
-  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=5,
+  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
                          batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
 
-  # Ctrl-C once the first epoch is checkpointed: exit 130, one line that counts the checkpointed epochs.
   process = start(args, stopped)
-  wait_for(lambda: checkpointed_epochs(stopped, 5) >= 1, process)
+  wait_for(lambda: checkpointed_epochs(stopped, updates) >= 1, process)
+  process.send_signal(signal.SIGSTOP)
+  # While it holds the directory, a second run on it is refused, and the first goes on afterwards.
+  second = run_py(*args, f'--output_dir={stopped}')
+  assert second.returncode == 1
+  assert second.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or choose '
+                                        f'another --output_dir']
+  assert process.poll() is None
+  # Ctrl-C: exit 130, one line that counts the checkpointed epochs.
   process.send_signal(signal.SIGINT)
+  process.send_signal(signal.SIGCONT)
   _, stderr = process.communicate(timeout=HANG_GUARD_S)
-  done = checkpointed_epochs(stopped, 5)
+  done = checkpointed_epochs(stopped, updates)
   assert process.returncode == 130 and 1 <= done < epochs
   assert stderr.splitlines() == [f'error: interrupted; {done} of {epochs} epochs are complete and checkpointed in '
                                  f'{stopped}/checkpoints. Run the same command again to resume']
@@ -90,34 +99,18 @@ def test_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_p
   # Resumed, then killed outright in a later epoch.
   process = start(args, stopped)
   wait_for(lambda: completed_epochs(stopped) >= done + 1, process)
+  process.send_signal(signal.SIGSTOP)
+  assert completed_epochs(stopped) < epochs  # the kill lands mid-run
   process.send_signal(signal.SIGKILL)
   process.wait(timeout=HANG_GUARD_S)
-  assert completed_epochs(stopped) < epochs  # the kill landed mid-run
-  killed_after = checkpointed_epochs(stopped, 5)  # perhaps before the checkpoint of its last metrics row
+  killed_after = checkpointed_epochs(stopped, updates)  # perhaps before the checkpoint of its last metrics row
 
   finished = run_py(*args, f'--output_dir={stopped}')
   assert finished.returncode == 0, finished.stderr
-  assert f'resuming after epoch {killed_after} (step {5 * killed_after})' in finished.stdout
+  assert f'resuming after epoch {killed_after} (step {updates * killed_after})' in finished.stdout
   expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
   assert sorted(got) == sorted(expected)
   assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',
           os.path.join('figs', 'canvas', f'epoch_{epochs:04d}.png')} <= set(got)
   for name in expected:
     assert got[name] == expected[name], name
-
-
-def test_a_second_run_is_refused_while_the_first_holds_the_directory(tmp_path, mnist_dir):
-  out = tmp_path / 'busy'
-  args = [f'--data_dir={mnist_dir}', '--epochs=100000', '--updates_per_epoch=2', '--batch_size=16', '--eval_k=1',
-          '--do_viz=False']
-  first = start(args, out)
-  try:
-    wait_for(lambda: completed_epochs(out) >= 1, first)
-    second = run_py(*args, f'--output_dir={out}')
-    assert second.returncode == 1
-    assert second.stderr.splitlines() == [f'error: another run is using {out}; wait for it to finish or choose '
-                                          f'another --output_dir']
-    assert first.poll() is None  # the first run goes on
-  finally:
-    first.kill()
-    first.wait(timeout=HANG_GUARD_S)
