@@ -11,6 +11,7 @@ VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need th
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,3 +113,38 @@ def mnist_dir(tmp_path):
   directory = str(tmp_path / 'mnist')
   write_mnist(directory)
   return directory
+
+
+# A tiny run: seconds to train, yet every output of a real one (metrics, frames, gifs, checkpoints, export).
+TINY_RUN = dict(epochs=3, updates_per_epoch=4, batch_size=16, eval_k=3, learning_rate=1e-3)
+# The tiny runs several test files read, by name: the settings they differ in from TINY_RUN.
+SHARED_RUNS = {'reference': {}, 'seed1': {'seed': 1}, 'latent5': {'latent_dim': 5}}
+
+
+def tiny_config(data_dir, output_dir, **overrides):
+  from vae import loop
+  return loop.Config(**{**TINY_RUN, 'data_dir': data_dir, 'output_dir': str(output_dir), **overrides})
+
+
+@pytest.fixture(scope='session')
+def shared_run(tmp_path_factory):
+  """shared_run(name) -> (data_dir, output_dir) of the SHARED_RUNS run `name`, trained on first use and then
+  shared by every test of the session: read it, never change it (copy_run gives a copy to change)."""
+  from vae import loop
+  root = tmp_path_factory.mktemp('shared-runs')
+  data_dir = str(root / 'mnist')
+  write_mnist(data_dir)
+  trained = {}
+
+  def get(name):
+    if name not in trained:
+      loop.train(tiny_config(data_dir, root / name, **SHARED_RUNS[name]), log=lambda *args: None)
+      trained[name] = str(root / name)
+    return data_dir, trained[name]
+  return get
+
+
+def copy_run(run_dir, destination):
+  """A copy of a run directory that a test may change; returns its path as a string."""
+  shutil.copytree(run_dir, destination)
+  return str(destination)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from vae import fileio, idx, loop
 from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
-from conftest import REPO_ROOT, many_mains, synthetic_digits, write_mnist
+from conftest import REPO_ROOT, copy_run, many_mains, synthetic_digits, tiny_config, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -159,29 +159,28 @@ def test_fuzzed_idx_files_only_ever_raise_data_error(tmp_path, kind):
 # ------------------------------------------------------------------------------------------------ faults
 
 
-def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, mnist_dir,
+def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(shared_run, tmp_path,
                                                                                        monkeypatch):
-  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=4,
-                       batch_size=16, eval_k=2, do_viz=False)
-  loop.train(config, log=QUIET)
-  checkpoints = str(tmp_path / 'checkpoints')
+  data_dir, reference = shared_run('reference')  # 3 epochs of 4 steps
+  run = copy_run(reference, tmp_path / 'run')
+  checkpoints = os.path.join(run, 'checkpoints')
   good = snapshot(checkpoints)
   real = loop.engine.make_train_steps
 
   def poisoned(*args, **kwargs):
     train_steps = real(*args, **kwargs)
 
-    def from_step_6_on_nan(indices, first_step):
+    def from_step_14_on_nan(indices, first_step):
       step_numbers = int(first_step) + np.arange(len(indices))
-      return train_steps(indices, first_step) * np.where(step_numbers >= 6, np.nan, 1.0).astype(np.float32)
-    return from_step_6_on_nan
+      return train_steps(indices, first_step) * np.where(step_numbers >= 14, np.nan, 1.0).astype(np.float32)
+    return from_step_14_on_nan
 
   monkeypatch.setattr(loop.engine, 'make_train_steps', poisoned)
-  with pytest.raises(VAEError, match=r'the training loss became nan at epoch 2/3, step 7; the last checkpoint '
+  with pytest.raises(VAEError, match=r'the training loss became nan at epoch 4/5, step 15; the last checkpoint '
                                      r'\(before this epoch\) is kept'):
-    loop.train(loop.Config(**{**config.__dict__, 'epochs': 3}), log=QUIET)
+    loop.train(tiny_config(data_dir, run, epochs=5), log=QUIET)
   assert snapshot(checkpoints) == good
-  assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-4')
+  assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-12')
 
 
 def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_dir):
@@ -206,32 +205,30 @@ def test_a_failed_write_raises_a_clear_error_and_keeps_the_previous_file(tmp_pat
   assert os.listdir(tmp_path) == ['metrics.csv']  # no temporary file left behind
 
 
-def test_disk_full_during_a_run_keeps_metrics_frames_and_checkpoint_of_the_last_epoch(tmp_path, mnist_dir,
+def test_disk_full_during_a_run_keeps_metrics_frames_and_checkpoint_of_the_last_epoch(shared_run, tmp_path,
                                                                                    monkeypatch):
-  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=3,
-                       batch_size=16, eval_k=2)
-  loop.train(config, log=QUIET)
-  before = snapshot(tmp_path)
+  data_dir, reference = shared_run('reference')
+  run = copy_run(reference, tmp_path / 'run')
+  before = snapshot(run)
   calls = []
 
-  def disk_full(fd):  # flags.json still fits; the disk fills up during epoch 2
+  def disk_full(fd):  # flags.json still fits; the disk fills up during epoch 4
     calls.append(fd)
     if len(calls) > 1:
       raise OSError(errno.ENOSPC, 'No space left on device')
 
   monkeypatch.setattr(fileio.os, 'fsync', disk_full)
   with pytest.raises(OutputError, match='No space left on device'):
-    loop.train(loop.Config(**{**config.__dict__, 'epochs': 2}), log=QUIET)
-  after = snapshot(tmp_path)
-  for name in ('metrics.csv', 'spread.gif', 'canvas.gif', os.path.join('figs', 'canvas', 'epoch_0001.png')):
+    loop.train(tiny_config(data_dir, run, epochs=4), log=QUIET)
+  after = snapshot(run)
+  for name in ('metrics.csv', 'spread.gif', 'canvas.gif', os.path.join('figs', 'canvas', 'epoch_0003.png')):
     assert after[name] == before[name]
-  assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-3')
+  assert tf.train.latest_checkpoint(os.path.join(run, 'checkpoints')).endswith('ckpt-12')
 
 
-def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mnist_dir, monkeypatch):
-  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=1, updates_per_epoch=3,
-                       batch_size=16, eval_k=2, do_viz=False)
-  loop.train(config, log=QUIET)
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(shared_run, tmp_path, monkeypatch):
+  data_dir, reference = shared_run('reference')
+  run = copy_run(reference, tmp_path / 'run')
 
   def disk_full(self, *args, **kwargs):
     raise tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
@@ -239,8 +236,8 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mnist
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full)
   with pytest.raises(OutputError, match=r'cannot write a checkpoint into .*No space left on device; the previous '
                                         r'checkpoint is kept'):
-    loop.train(loop.Config(**{**config.__dict__, 'epochs': 2}), log=QUIET)
-  assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-3')
+    loop.train(tiny_config(data_dir, run, epochs=4), log=QUIET)
+  assert tf.train.latest_checkpoint(os.path.join(run, 'checkpoints')).endswith('ckpt-12')
 
 
 def test_the_lock_of_a_killed_run_does_not_stick(tmp_path):

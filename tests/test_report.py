@@ -7,22 +7,17 @@ import sys
 
 import pytest
 
-from vae import loop, report
-from conftest import REPO_ROOT, write_mnist
-
-QUIET = lambda *args: None  # noqa: E731
+from vae import report
+from conftest import REPO_ROOT, copy_run
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-  """Three finished tiny runs (seeds 0 and 1 of one setting, and one with --train_k=2), an unfinished one and a
+def runs(shared_run, tmp_path_factory):
+  """Three finished tiny runs (seeds 0 and 1 of one setting, and one with --latent_dim=5), an unfinished one and a
   directory that is no run at all."""
   root = tmp_path_factory.mktemp('runs')
-  data_dir = str(root / 'mnist')
-  write_mnist(data_dir)
-  base = dict(data_dir=data_dir, epochs=1, updates_per_epoch=2, batch_size=16, eval_k=2, do_viz=False)
-  for name, extra in (('seed0', {}), ('seed1', {'seed': 1}), ('k2', {'train_k': 2})):
-    loop.train(loop.Config(output_dir=str(root / name), **base, **extra), log=QUIET)
+  for name, shared in (('seed0', 'reference'), ('seed1', 'seed1'), ('latent5', 'latent5')):
+    copy_run(shared_run(shared)[1], root / name)
   os.makedirs(root / 'unfinished')
   for name in ('flags.json', 'metrics.csv'):
     os.link(root / 'seed0' / name, root / 'unfinished' / name)
@@ -31,17 +26,18 @@ def runs(tmp_path_factory):
 
 
 def test_runs_that_differ_only_in_seed_are_one_row_with_mean_sd_and_n(runs):
-  found = {name: report.read_run(str(runs / name)) for name in ('seed0', 'seed1', 'k2')}
+  found = {name: report.read_run(str(runs / name)) for name in ('seed0', 'seed1', 'latent5')}
   lines = report.table(found)
-  assert lines[0].startswith('Shared by every run: ') and '--latent_dim=2' in lines[0] and '--seed' not in lines[0]
-  assert lines[2] == '| --train_k | n | test ELBO | log p(x) (IWAE) | k | active units | wall time (s) |'
+  assert lines[0].startswith('Shared by every run: ') and '--batch_size=16' in lines[0]
+  assert '--seed' not in lines[0] and '--latent_dim' not in lines[0]
+  assert lines[2] == '| --latent_dim | n | test ELBO | log p(x) (IWAE) | k | active units | wall time (s) |'
   rows = {line.split(' | ')[0]: line for line in lines[4:]}
-  assert set(rows) == {'| 1', '| 2'}
+  assert set(rows) == {'| 2', '| 5'}
   seeds = [found[name]['evaluation']['test_elbo'] for name in ('seed0', 'seed1')]
   mean, sd = sum(seeds) / 2, abs(seeds[0] - seeds[1]) / 2 ** 0.5   # sample sd of two values
-  assert rows['| 1'].split(' | ')[1:3] == ['2', f'{mean:.2f} ± {sd:.2f}']
-  assert rows['| 2'].split(' | ')[1] == '1'
-  assert rows['| 2'].split(' | ')[4] == '2'   # the k of the log-likelihood estimate
+  assert rows['| 2'].split(' | ')[1:3] == ['2', f'{mean:.2f} ± {sd:.2f}']
+  assert rows['| 5'].split(' | ')[1] == '1'
+  assert rows['| 5'].split(' | ')[4] == '3'   # the k of the log-likelihood estimate
 
 
 def test_the_command_names_and_skips_what_is_not_a_finished_run(runs):

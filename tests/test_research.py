@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,16 +16,9 @@ from PIL import Image
 from vae import data, engine, evaluate, inputs, loop, model as model_lib, networks, streams, train
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock
-from conftest import many_mains, run_py, synthetic_digits, write_mnist
+from conftest import copy_run, many_mains, synthetic_digits, tiny_config, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
-
-
-def tiny_config(mnist_dir, output_dir, **overrides):
-  settings = dict(data_dir=mnist_dir, output_dir=str(output_dir), epochs=3, updates_per_epoch=4, batch_size=16,
-                  eval_k=3, learning_rate=1e-3)
-  settings.update(overrides)
-  return loop.Config(**settings)
 
 
 def metrics_without_time(output_dir):
@@ -38,15 +32,10 @@ def file_bytes(*parts):
 
 
 @pytest.fixture(scope='module')
-def reference_run(tmp_path_factory):
-  """One uninterrupted 3-epoch run on tiny data, shared by the comparisons below."""
-  root = tmp_path_factory.mktemp('reference')
-
-  mnist_dir = str(root / 'mnist')
-  write_mnist(mnist_dir)
-  out = root / 'out'
-  loop.train(tiny_config(mnist_dir, out), log=QUIET)
-  return mnist_dir, str(out)
+def reference_run(shared_run):
+  """(data directory, output directory) of one uninterrupted 3-epoch run on tiny data, shared by the comparisons
+  below (and by other test files): tests that change a run work on a copy."""
+  return shared_run('reference')
 
 
 def test_a_run_writes_every_research_output(reference_run):
@@ -91,20 +80,10 @@ def test_the_exported_decoder_generates_digits_in_three_lines(reference_run):
   assert mean.shape == (3, 2) and log_var.shape == (3, 2)
 
 
-def test_same_seed_same_metrics_frames_and_gifs(reference_run, tmp_path):
-  mnist_dir, out = reference_run
-  loop.train(tiny_config(mnist_dir, tmp_path / 'again'), log=QUIET)
-  assert metrics_without_time(tmp_path / 'again') == metrics_without_time(out)
-  for kind in ('spread', 'canvas'):
-    for epoch in (1, 2, 3):
-      frame = os.path.join('figs', kind, f'epoch_{epoch:04d}.png')
-      assert file_bytes(tmp_path / 'again', frame) == file_bytes(out, frame)
-    assert file_bytes(tmp_path / 'again', f'{kind}.gif') == file_bytes(out, f'{kind}.gif')
-  loop.train(tiny_config(mnist_dir, tmp_path / 'other', seed=1), log=QUIET)
-  assert metrics_without_time(tmp_path / 'other') != metrics_without_time(out)
-
-
-def test_resuming_gives_the_same_metrics_frames_and_gifs(reference_run, tmp_path):
+def test_the_same_seed_stopped_and_resumed_gives_the_same_metrics_frames_and_gifs(reference_run, shared_run,
+                                                                                  tmp_path):
+  # Stopped after epoch 1 and resumed: every row, every frame of every epoch and both gifs equal those of the
+  # uninterrupted reference, so a fresh run repeats (epoch 1) and a resumed one continues exactly (epochs 2, 3).
   mnist_dir, out = reference_run
   resumed = tmp_path / 'resumed'
   loop.train(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
@@ -113,9 +92,12 @@ def test_resuming_gives_the_same_metrics_frames_and_gifs(reference_run, tmp_path
   assert any('resuming after epoch 1 (step 4)' in line for line in lines)
   assert metrics_without_time(resumed) == metrics_without_time(out)
   for kind in ('spread', 'canvas'):
-    assert file_bytes(resumed, 'figs', kind, 'epoch_0003.png') == file_bytes(out, 'figs', kind, 'epoch_0003.png')
-  assert file_bytes(resumed, 'canvas.gif') == file_bytes(out, 'canvas.gif')
-  assert file_bytes(resumed, 'spread.gif') == file_bytes(out, 'spread.gif')
+    for epoch in (1, 2, 3):
+      frame = os.path.join('figs', kind, f'epoch_{epoch:04d}.png')
+      assert file_bytes(resumed, frame) == file_bytes(out, frame), frame
+    assert file_bytes(resumed, f'{kind}.gif') == file_bytes(out, f'{kind}.gif')
+  _, other_seed = shared_run('seed1')
+  assert metrics_without_time(other_seed) != metrics_without_time(out)
 
 
 OTHER_VALUES = {'dataset': 'fashion_mnist', 'latent_dim': 3, 'batch_size': 8, 'encoder_architecture': 'conv',
@@ -170,17 +152,18 @@ def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
   out = str(tmp_path / 'copy')
   shutil.copytree(reference, out)  # the shared run stays as it was
   trained = json.load(open(os.path.join(out, 'evaluation.json')))
-  result = run_py(f'--output_dir={out}', '--eval_only', '--eval_k=7')
-  assert result.returncode == 0, result.stderr
-  assert 'log-likelihood (IWAE, k=7)' in result.stdout
+  # run.py's main on both command lines, in one process.
+  (status, stderr, stdout), empty = many_mains('run', [[f'--output_dir={out}', '--eval_only', '--eval_k=7'],
+                                                       [f'--output_dir={tmp_path / "nothing"}', '--eval_only']],
+                                               stdout=True)
+  assert (status, stderr) == (0, ''), stderr
+  assert 'log-likelihood (IWAE, k=7)' in stdout
   again = json.load(open(os.path.join(out, 'evaluation.json')))
   assert again['eval_k'] == 7
   # Restored from the checkpoint, the same model and noise give the test ELBO the training run reported.
   np.testing.assert_allclose(again['test_elbo'], trained['test_elbo'], rtol=1e-6)
-  empty = run_py(f'--output_dir={tmp_path / "nothing"}', '--eval_only')
-  assert empty.returncode == 1
-  assert empty.stderr.strip() == f'error: {tmp_path / "nothing"} holds no trained run (no flags.json or no ' \
-                                 f'checkpoint); train one there first'
+  assert empty == (1, f'error: {tmp_path / "nothing"} holds no trained run (no flags.json or no checkpoint); '
+                      f'train one there first\n', '')
 
 
 @functools.lru_cache(maxsize=1)
@@ -296,10 +279,9 @@ def test_dynamic_binarisation_in_the_engine_draws_new_pixels_at_every_step_and_t
   np.testing.assert_array_equal(engine.batch_gatherer(grey, 0)(indices, 5).numpy(), grey[:32])  # 'none'
 
 
-def test_a_larger_latent_space_draws_samples_reconstructions_and_a_pca_spread(reference_run, tmp_path):
-  mnist_dir, _ = reference_run
-  out = tmp_path / 'latent5'
-  loop.train(tiny_config(mnist_dir, out, latent_dim=5, epochs=2), log=QUIET)
+def test_a_larger_latent_space_draws_samples_reconstructions_and_a_pca_spread(shared_run):
+  _, out = shared_run('latent5')
+  out = Path(out)
   assert sorted(os.listdir(out / 'figs')) == ['reconstructions', 'samples', 'spread']
   for name in ('spread.gif', 'samples.gif', 'reconstructions.gif'):
     assert os.path.getsize(out / name) > 0
@@ -373,21 +355,20 @@ def test_active_units_are_in_metrics_evaluation_and_tensorboard(reference_run):
   assert {'active_units', 'rate_per_dimension/z0', 'rate_per_dimension/z1'} <= tags
 
 
-def test_explore_needs_only_the_export(reference_run, tmp_path):
+def test_explore_needs_only_the_export(reference_run, shared_run, tmp_path):
   mnist_dir, _ = reference_run
-  runs = {d: tmp_path / f'latent{d}' for d in (2, 3)}
-  for latent_dim, out in runs.items():
-    loop.train(tiny_config(mnist_dir, out, latent_dim=latent_dim, epochs=1, do_viz=False), log=QUIET)
+  runs = {d: Path(copy_run(shared_run(name)[1], tmp_path / name)) for d, name in ((2, 'reference'), (5, 'latent5'))}
+  for out in runs.values():
     shutil.rmtree(out / 'checkpoints')  # the export and flags.json are all it reads
   elsewhere = tmp_path / 'pictures'
   results = many_mains('vae.explore', [
       [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
-      [f'--output_dir={runs[3]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
+      [f'--output_dir={runs[5]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
       [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_', '--seed=1',
        f'--save_dir={elsewhere}', f'--data_dir={mnist_dir}']], stdout=True)
   for (status, stderr, stdout), kind in zip(results, ('linear', 'spherical', 'linear')):
     assert (status, stderr) == (0, '') and f'{kind} interpolation' in stdout
-  for pictures in (runs[2] / 'explore', runs[3] / 'explore', elsewhere):
+  for pictures in (runs[2] / 'explore', runs[5] / 'explore', elsewhere):
     assert np.asarray(Image.open(pictures / 't_samples.png')).shape == (2 * 28, 10 * 28)
     assert np.asarray(Image.open(pictures / 't_reconstructions.png')).shape == (4 * 28, 10 * 28)
     assert np.asarray(Image.open(pictures / 't_interpolations.png')).shape == (3 * 28, 5 * 28)
