@@ -12,6 +12,7 @@ VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need th
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,32 @@ def many_mains(module, command_lines, timeout=300, stdout=False):
                           timeout=timeout)
   assert result.returncode == 0, result.stderr[-3000:]
   return [tuple(r if stdout else r[:2]) for r in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
+class Started:
+  """A subprocess started now and waited for later, so that two slow ones (mostly one core each: start-up,
+  tracing, compiling) share the machine's cores. `finished()` waits (the timeout only guards against a hang) and
+  returns the CompletedProcess, with text output; `stop()` ends it and any process it started."""
+
+  def __init__(self, command, timeout=600, **kwargs):
+    self.command, self.timeout = command, timeout
+    self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True, **kwargs)
+    self.completed = None
+
+  def finished(self):
+    if self.completed is None:
+      try:
+        stdout, stderr = self.process.communicate(timeout=self.timeout)
+      finally:
+        self.stop()
+      self.completed = subprocess.CompletedProcess(self.command, self.process.returncode, stdout, stderr)
+    return self.completed
+
+  def stop(self):
+    if self.process.poll() is None:
+      os.killpg(self.process.pid, signal.SIGKILL)
+      self.process.communicate()
 
 
 def synthetic_digits(count, seed):

@@ -5,23 +5,39 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench import machine
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, Started, write_mnist
 
 
-def test_bench_runs_and_prints_ratios(mnist_dir):
+@pytest.fixture(scope='module')
+def scripts(tmp_path_factory):
+  """The two benchmark scripts, started together on tiny data: {'bench', 'profile'}: (Started, oneDNN setting)."""
+  mnist_dir = str(tmp_path_factory.mktemp('bench') / 'mnist')
+  write_mnist(mnist_dir)
   # One measurement child, under the oneDNN setting this process does not have (=1 turns it on on any x86 CPU, =0
   # off), so that the child's state can only come from the setting the benchmark hands it.
-  here = machine.onednn_enabled()
-  setting = '0' if here else '1'
-  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'bench', 'bench.py'), f'--data_dir={mnist_dir}',
-                           '--skip_full_run', '--rounds=1', '--fc_steps=2', '--conv_steps=1', f'--onednn={setting}',
-                           '--archs=fc', '--binarisation_latent_dims=3'],
-                          capture_output=True, text=True, timeout=600)
+  setting = '0' if machine.onednn_enabled() else '1'
+  started = {
+      'bench': (Started([sys.executable, os.path.join(REPO_ROOT, 'bench', 'bench.py'), f'--data_dir={mnist_dir}',
+                         '--skip_full_run', '--rounds=1', '--fc_steps=2', '--conv_steps=1', f'--onednn={setting}',
+                         '--archs=fc', '--binarisation_latent_dims=3']), setting),
+      'profile': (Started([sys.executable, os.path.join(REPO_ROOT, 'bench', 'profile_step.py'),
+                           f'--data_dir={mnist_dir}', '--rounds=1', '--calls=1']), None),
+  }
+  yield started
+  for process, _ in started.values():  # one a deselected test never waited for
+    process.stop()
+
+
+def test_bench_runs_and_prints_ratios(scripts):
+  started, setting = scripts['bench']
+  result = started.finished()
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert list(report['by_onednn_setting']) == [setting]
-  assert report['by_onednn_setting'][setting]['cpu']['onednn'] is (not here)
+  assert report['by_onednn_setting'][setting]['cpu']['onednn'] is (setting == '1')
   for r in report['by_onednn_setting'].values():
     assert r['fc_gemm_images_per_s'] > 0 and r['matmul_gflops'] > 0
     assert list(r['throughput']) == ['fc']
@@ -39,10 +55,8 @@ def test_bench_runs_and_prints_ratios(mnist_dir):
   assert 'Dynamic binarisation against none' in result.stdout
 
 
-def test_the_step_profile_runs_and_counts_the_real_networks_flops(mnist_dir):
-  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'bench', 'profile_step.py'),
-                           f'--data_dir={mnist_dir}', '--rounds=1', '--calls=1'],
-                          capture_output=True, text=True, timeout=600)
+def test_the_step_profile_runs_and_counts_the_real_networks_flops(scripts):
+  result = scripts['profile'][0].finished()
   assert result.returncode == 0, result.stderr[-2000:]
   for line in ('matmuls alone', 'Adam update alone', 'full step', 'machine matmul rate'):
     assert line in result.stdout

@@ -14,7 +14,7 @@ import pytest
 
 from vae import data, idx
 from vae.errors import DataError
-from conftest import REPO_ROOT, write_mnist
+from conftest import REPO_ROOT, user_env, write_mnist
 
 
 def test_each_file_is_accepted_for_its_contents_however_it_is_compressed(tmp_path):
@@ -107,7 +107,7 @@ def test_run_py_refuses_a_mixed_up_directory_before_any_work(tmp_path, onednn):
   out = tmp_path / 'out'
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={clothes}',
                            f'--output_dir={out}', '--epochs=1', '--updates_per_epoch=1'],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=user_env())
   assert result.returncode == 1
   assert result.stderr.splitlines() == [
       f'error: {clothes}/train-images-idx3-ubyte.gz holds Fashion-MNIST\'s training images, not MNIST\'s: use '
@@ -120,10 +120,9 @@ def test_an_offline_tfds_run_prints_exactly_one_line_and_leaves_the_data_directo
   data_dir = tmp_path / 'tfds'
   data_dir.mkdir()
   (data_dir / 'notes.txt').write_text('mine')
-  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=kmnist',
                            f'--data_dir={data_dir}', f'--output_dir={tmp_path / "out"}'],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=user_env())
   assert result.returncode == 1
   lines = result.stderr.splitlines()
   assert len(lines) == 1, result.stderr

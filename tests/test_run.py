@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import REPO_ROOT, many_mains, run_py, user_env, write_mnist
+from conftest import REPO_ROOT, Started, many_mains, run_py, user_env, write_mnist
 
 
 def metrics_without_time(path):
@@ -20,11 +20,77 @@ def metrics_without_time(path):
     return [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
 
 
-def test_a_short_run_writes_metrics_frames_and_gifs_and_nothing_on_stderr(tmp_path, mnist_dir, onednn):
+@pytest.fixture(scope='module')
+def full_size_data(tmp_path_factory):
+  """60,000 + 256 synthetic images: a training set the size of MNIST's. With a few hundred images a
+  nondeterministic engine (an on-graph loop without XLA) repeated runs more often than not; with 60,000 it did not."""
+  directory = str(tmp_path_factory.mktemp('full') / 'mnist')
+  write_mnist(directory, num_train=60000, num_test=256, gz=False)
+  return directory
+
+
+EPOCHS, UPDATES = 6, 2
+RERUNS = textwrap.dedent('''
+    import io, sys
+    sys.path.insert(0, {repo!r})
+    from vae import loop
+    for encoder, decoder in {pairs!r}:
+      for attempt in ('first', 'second'):
+        out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
+        config = loop.Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
+                             decoder_architecture=decoder, epochs={epochs}, updates_per_epoch={updates},
+                             do_viz=False, eval_k=1)
+        sys.stdout = io.StringIO()  # the progress bars
+        loop.train(config, log=lambda *args: None)
+        sys.stdout = sys.__stdout__
+    print('done')
+''')
+
+
+def checkpointed_values(run_dir):
+  """{name: array} of every value in a run's latest checkpoint: weights, optimiser moments, step (not the object
+  graph, which holds Keras's layer names, numbered in the order layers were made in the process)."""
+  reader = tf.train.load_checkpoint(os.path.join(run_dir, 'checkpoints'))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
+
+
+# conv/conv under both CPU paths, each mixed pair under one of them.
+PAIRS = {'0': [('conv', 'conv'), ('fc', 'conv')], '1': [('conv', 'conv'), ('conv', 'fc')]}
+
+
+SETTINGS = pytest.mark.parametrize('setting', ['0', '1'], ids=['onednn-off', 'onednn-on'])
+
+
+@pytest.fixture(scope='module')
+def started(full_size_data, tmp_path_factory):
+  """Every slow process of this file, started together as they mostly use one core each (start-up, tracing):
+  {(kind, TF_ENABLE_ONEDNN_OPTS setting): (Started, directory)} with kind 'short' (a short run.py run, in
+  directory/out) or 'reruns' (each of PAIRS[setting] trained twice, in directory/<pair>-first and -second)."""
+  processes = {}
+  for setting in ('0', '1'):
+    root = tmp_path_factory.mktemp(f'short-onednn{setting}')
+    write_mnist(str(root / 'mnist'))
+    processes['short', setting] = (Started(
+        [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={root / "mnist"}',
+         f'--output_dir={root / "out"}', '--epochs=2', '--updates_per_epoch=3', '--batch_size=16'],
+        env=user_env(TF_ENABLE_ONEDNN_OPTS=setting)), root)
+    root = tmp_path_factory.mktemp(f'reruns-onednn{setting}')
+    code = RERUNS.format(repo=REPO_ROOT, out=str(root), data=full_size_data, pairs=PAIRS[setting], epochs=EPOCHS,
+                         updates=UPDATES)
+    processes['reruns', setting] = (Started([sys.executable, '-c', code],
+                                            env=user_env(TF_ENABLE_ONEDNN_OPTS=setting)), root)
+  yield processes
+  for process, _ in processes.values():  # any that a deselected test never waited for
+    process.stop()
+
+
+@SETTINGS
+def test_a_short_run_writes_metrics_frames_and_gifs_and_nothing_on_stderr(started, setting):
   # Both CPU paths: with oneDNN on TensorFlow prints start-up lines of its own, which must not reach the user.
-  out = tmp_path / 'out'
-  result = run_py(f'--data_dir={mnist_dir}', f'--output_dir={out}', '--epochs=2', '--updates_per_epoch=3',
-                  '--batch_size=16')
+  process, root = started['short', setting]
+  result = process.finished()
+  out = root / 'out'
   assert result.returncode == 0, result.stderr
   assert result.stderr == ''  # no TensorFlow or absl start-up line, whichever CPU path
   assert 'epoch 2/2 [' in result.stdout and 'test elbo' in result.stdout
@@ -106,54 +172,20 @@ def test_the_flags_and_their_help_come_from_the_settings():
   assert 'Importance samples per training image' in result.stdout
 
 
-@pytest.fixture(scope='module')
-def full_size_data(tmp_path_factory):
-  """60,000 + 256 synthetic images: a training set the size of MNIST's. With a few hundred images a
-  nondeterministic engine (an on-graph loop without XLA) repeated runs more often than not; with 60,000 it did not."""
-  directory = str(tmp_path_factory.mktemp('full') / 'mnist')
-  write_mnist(directory, num_train=60000, num_test=256, gz=False)
-  return directory
+@SETTINGS
+def test_the_same_seed_repeats_every_convolutional_pair_exactly(started, setting):
+  """Each pair trained twice in one process: the two runs are identical down to the last bit of every parameter.
 
-
-EPOCHS, UPDATES = 6, 2
-RERUNS = textwrap.dedent('''
-    import io, sys
-    sys.path.insert(0, {repo!r})
-    from vae import loop
-    for encoder, decoder in {pairs!r}:
-      for attempt in ('first', 'second'):
-        out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
-        config = loop.Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
-                             decoder_architecture=decoder, epochs={epochs}, updates_per_epoch={updates},
-                             do_viz=False, eval_k=1)
-        sys.stdout = io.StringIO()  # the progress bars
-        loop.train(config, log=lambda *args: None)
-        sys.stdout = sys.__stdout__
-    print('done')
-''')
-
-
-def checkpointed_values(run_dir):
-  """{name: array} of every value in a run's latest checkpoint: weights, optimiser moments, step (not the object
-  graph, which holds Keras's layer names, numbered in the order layers were made in the process)."""
-  reader = tf.train.load_checkpoint(os.path.join(run_dir, 'checkpoints'))
-  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-          if name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
-
-
-def rerun_each_pair_twice(tmp_path, data, pairs):
-  """Trains each (encoder, decoder) pair twice, in one process, and checks that the two runs are identical down to
-  the last bit of every parameter.
-
-  Several short epochs (one compiled call each) rather than one long one: a nondeterministic engine shows in the
-  weights after a few calls, and each call costs only its run time, while every step in a call costs tracing time.
+  An on-graph training loop once ran its ops concurrently, and such runs differed. Several short epochs (one
+  compiled call each) rather than one long one: a nondeterministic engine shows in the weights after a few calls,
+  and each call costs only its run time, while every step in a call costs tracing time.
   """
-  code = RERUNS.format(repo=REPO_ROOT, out=str(tmp_path), data=data, pairs=pairs, epochs=EPOCHS, updates=UPDATES)
-  result = subprocess.run([sys.executable, '-c', code], env=user_env(), capture_output=True, text=True, timeout=600)
+  process, root = started['reruns', setting]
+  result = process.finished()
   assert result.returncode == 0 and result.stdout.strip() == 'done', result.stderr[-3000:]
-  for encoder, decoder in pairs:
+  for encoder, decoder in PAIRS[setting]:
     pair = f'{encoder}-{decoder}'
-    first, second = tmp_path / f'{pair}-first', tmp_path / f'{pair}-second'
+    first, second = root / f'{pair}-first', root / f'{pair}-second'
     assert len(metrics_without_time(first / 'metrics.csv')) == EPOCHS
     assert metrics_without_time(first / 'metrics.csv') == metrics_without_time(second / 'metrics.csv'), pair
     estimates = [json.load(open(d / 'evaluation.json')) for d in (first, second)]
@@ -165,10 +197,3 @@ def rerun_each_pair_twice(tmp_path, data, pairs):
     for name in values[0]:
       assert np.array_equal(values[0][name], values[1][name]), (pair, name)
     assert not os.path.exists(first / 'figs') and not os.path.exists(first / 'spread.gif')  # --do_viz=False
-
-
-def test_the_same_seed_repeats_every_convolutional_pair_exactly(tmp_path, full_size_data, onednn):
-  # conv/conv under both CPU paths, each mixed pair under one of them. An on-graph training loop once ran its ops
-  # concurrently, and such runs differed with oneDNN on or off.
-  mixed = ('fc', 'conv') if onednn == '0' else ('conv', 'fc')
-  rerun_each_pair_twice(tmp_path, full_size_data, [('conv', 'conv'), mixed])
