@@ -11,7 +11,7 @@ import time
 import tensorflow as tf
 
 from vae import loop
-from conftest import REPO_ROOT, run_py, user_env, write_mnist
+from conftest import REPO_ROOT, Started, run_py, user_env, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
 
@@ -75,14 +75,17 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
   args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
-  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
-                         batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
 
   process = start(args, stopped)
   wait_for(lambda: checkpointed_epochs(stopped, updates) >= 1, process)
   process.send_signal(signal.SIGSTOP)
-  # While it holds the directory, a second run on it is refused, and the first goes on afterwards.
-  second = run_py(*args, f'--output_dir={stopped}')
+  # While it holds the directory, a second run on it is refused, and the first goes on afterwards. The
+  # uninterrupted reference trains in this process while the second one starts.
+  second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
+                   env=user_env())
+  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
+                         batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
+  second = second.finished()
   assert second.returncode == 1
   assert second.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or choose '
                                         f'another --output_dir']
