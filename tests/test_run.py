@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import subprocess
 import sys
 import textwrap
 

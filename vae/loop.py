@@ -117,6 +117,11 @@ class Trainer:
     bar.finish()
     return bar.mean_loss
 
+  def checkpointed_epochs(self):
+    """Epochs in the latest checkpoint written (each is named by its step), whatever the step counter says now."""
+    latest = self.manager.latest_checkpoint
+    return int(latest.rsplit('-', 1)[1]) // self.config.updates_per_epoch if latest else 0
+
   def save(self):
     try:
       self.manager.save(checkpoint_number=int(self.step.numpy()))
@@ -218,8 +223,7 @@ def _train_locked(config, paths, handover, flag_values, log):
   except KeyboardInterrupt:
     # The checkpoint, not the step counter, says what is kept: Ctrl-C during an epoch's evaluation or frames
     # finds its steps done but its checkpoint not yet written.
-    latest = tf.train.latest_checkpoint(paths.checkpoints)
-    completed = int(latest.rsplit('-', 1)[1]) // config.updates_per_epoch if latest else 0
+    completed = trainer.checkpointed_epochs()
     raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
                       f'{paths.checkpoints}. Run the same command again to resume') from None
   finally:
