@@ -80,7 +80,7 @@ def main(argv):
   def make(upto):
     def one_step(batch_indices, step):
       x = tf.cast(tf.gather(stored, batch_indices), tf.float32) * scale
-      eps = train_lib.train_noise(0, step, BATCH, 2)
+      eps = engine.train_noise(0, step, BATCH, 2)
       if upto == 'input':
         return tf.reduce_sum(x) + tf.reduce_sum(eps)
       with tf.GradientTape() as tape:

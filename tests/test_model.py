@@ -109,10 +109,10 @@ def test_a_few_conv_steps_raise_the_elbo():
 
 
 def test_training_noise_is_a_pure_function_of_seed_and_step():
-  a = train.train_noise(3, 7, 4, 2).numpy()
-  np.testing.assert_array_equal(a, train.train_noise(3, 7, 4, 2).numpy())
-  assert not np.array_equal(a, train.train_noise(3, 8, 4, 2).numpy())
-  assert not np.array_equal(a, train.train_noise(4, 7, 4, 2).numpy())
+  a = engine.train_noise(3, 7, 4, 2).numpy()
+  np.testing.assert_array_equal(a, engine.train_noise(3, 7, 4, 2).numpy())
+  assert not np.array_equal(a, engine.train_noise(3, 8, 4, 2).numpy())
+  assert not np.array_equal(a, engine.train_noise(4, 7, 4, 2).numpy())
 
 
 def test_compact_images_are_exact_or_refused():
@@ -171,7 +171,7 @@ def test_the_compiled_steps_are_the_plain_train_step():
   compiled = engine.make_train_steps(vae, optimizer, images, batch_size=16, seed=4)
   loss = compiled(indices[None], 7).numpy()[0]
   plain_vae, plain_optimizer = fresh()
-  eps = train.train_noise(4, 7, 16, 2)
+  eps = engine.train_noise(4, 7, 16, 2)
   plain_step = tf.function(train.train_step)
   plain_loss = plain_step(plain_vae, plain_optimizer, tf.constant(images[indices]), eps).numpy()
   assert loss == plain_loss

@@ -66,7 +66,7 @@ def test_the_iwae_bound_is_above_the_k_sample_elbo():
 
 def test_one_sample_elbo_is_the_plain_train_step_bit_for_bit():
   x = grey_images(16)
-  eps = train.train_noise(4, 7, 16, 2)
+  eps = engine.train_noise(4, 7, 16, 2)
   vae_a, vae_b = tiny_model(), tiny_model()
   optimizer_a, optimizer_b = keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2)
   loss_a = train.train_step(vae_a, optimizer_a, x, eps)
@@ -76,10 +76,10 @@ def test_one_sample_elbo_is_the_plain_train_step_bit_for_bit():
 
 
 def test_k_samples_come_from_the_training_noise_stream():
-  eps = train.train_noise(3, 11, 4, 2, num_samples=5)
+  eps = engine.train_noise(3, 11, 4, 2, num_samples=5)
   assert eps.shape == (5, 4, 2)
-  np.testing.assert_array_equal(eps.numpy(), train.train_noise(3, 11, 4, 2, num_samples=5).numpy())
-  assert not np.array_equal(eps.numpy(), train.train_noise(3, 12, 4, 2, num_samples=5).numpy())
+  np.testing.assert_array_equal(eps.numpy(), engine.train_noise(3, 11, 4, 2, num_samples=5).numpy())
+  assert not np.array_equal(eps.numpy(), engine.train_noise(3, 12, 4, 2, num_samples=5).numpy())
   expected = tf.random.stateless_normal([5, 4, 2], seed=streams.key(3, streams.TRAIN_NOISE, 11))
   np.testing.assert_array_equal(eps.numpy(), expected.numpy())
 

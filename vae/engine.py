@@ -15,7 +15,18 @@ import numpy as np
 import tensorflow as tf
 
 from vae import streams
-from vae.train import k_sample_step, rate_weight_at, train_noise, train_step
+from vae.train import k_sample_step, rate_weight_at, train_step
+
+
+def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
+  """eps for training step `step`: N(0, I), a pure function of (seed, step) (vae/streams.py).
+
+  [B, latent_dim], or [num_samples, B, latent_dim] when `num_samples` is given (the k samples of `--train_k`).
+  A stateless draw rather than `train_loop`'s seeded generator: a run resumed at step t draws exactly what an
+  uninterrupted run would, without saving a generator's state in the checkpoint.
+  """
+  shape = [batch_size, latent_dim] if num_samples is None else [num_samples, batch_size, latent_dim]
+  return tf.random.stateless_normal(shape, seed=streams.key(seed, streams.TRAIN_NOISE, step))
 
 
 def compact_images(images):

@@ -1,37 +1,38 @@
 """Evaluation: the test-set ELBO and the importance-weighted estimate of log p(x).
 
 The per-epoch test ELBO is averaged over all test images with one fixed noise draw per image (`eval_noise`), in
-the closed-form-KL form of model.py.
+the closed-form-KL form of model.py (`VAE.terms`).
 
 The ELBO is a lower bound on log p(x). Burda et al. [1] tighten it with k importance samples from q(z|x), using
 the Monte Carlo form of model.py, log w = log p(x|z) + log p(z) - log q(z|x) (`vae.model.log_weight`):
 
     z_1..z_k ~ q(z|x),   L_k(x) = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k
 
-L_1 = log w_1 is a one-sample estimate whose expectation is the ELBO (tests/test_model.py checks this against the
-closed form); E[L_k] rises with k and tends to log p(x), so L_k with large k (papers use k = 5000) is the
-standard estimate of the test log-likelihood. Everything happens in log space with logsumexp, and in chunks of
-images and of samples, so that any k fits in memory and nothing underflows.
+(`vae.model.importance_weighted_bound`, the same function --objective=iwae trains). L_1 = log w_1 is a one-sample
+estimate whose expectation is the ELBO (tests/test_model.py checks this against the closed form); E[L_k] rises
+with k and tends to log p(x), so L_k with large k (papers use k = 5000) is the standard estimate of the test
+log-likelihood. Here only the bookkeeping is added: the k log weights of an image are computed a chunk of samples
+at a time, so that the decoder never holds more than a bounded number of rows, and then handed to the bound
+all together.
 
 Posterior collapse: a latent dimension the encoder ignores has q(z_u|x) = p(z_u) for every x, so its posterior
 mean does not move with x and it carries no rate. Burda et al. [1] (section 5.2) count the *active units*
 
     A_u = Cov_x( E_q(z|x)[z_u] ) > 0.01,
 
-the dimensions whose posterior mean varies across the test set (`active_units`); `rate_per_dimension` splits
-the test rate among the dimensions (an inactive one has rate ~0).
+the dimensions whose posterior mean varies across the test set (`active_units`); `mean_rate_per_dimension`
+averages model.py's `rate_per_dimension` over the test set (an inactive dimension has rate ~0).
 
 References:
   [1] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
       https://arxiv.org/abs/1509.00519
 """
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
 from vae import streams
+from vae.model import importance_weighted_bound
 
 
 def eval_noise(seed, num_examples, latent_dim):
@@ -44,7 +45,8 @@ def eval_noise(seed, num_examples, latent_dim):
 
 
 def make_evaluator(model, batch_size=2000):
-  """Returns `evaluate(images, eps) -> dict` with per-example numpy arrays `elbo`, `rate`, `distortion`, `mean`.
+  """Returns `test_terms(images, eps) -> dict` of numpy arrays, one row per image: the [N] arrays `elbo`, `rate`,
+  `distortion` and the [N, latent_dim] arrays `mean`, `log_var`, `rate_per_dimension` (`VAE.terms`).
 
   The test set goes through in large batches: few calls, each with enough work to use every core.
   """
@@ -53,14 +55,14 @@ def make_evaluator(model, batch_size=2000):
   def batch_terms(x, eps):
     return model.terms(x, eps, training=False)
 
-  def evaluate(images, eps):
+  def test_terms(images, eps):
     parts = []
     for start in range(0, len(images), batch_size):
       stop = start + batch_size
       parts.append(batch_terms(tf.convert_to_tensor(images[start:stop]), eps[start:stop]))
     return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
 
-  return evaluate
+  return test_terms
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -71,10 +73,9 @@ def active_units(means, threshold=ACTIVE_UNIT_THRESHOLD):
   return int(np.sum(np.var(np.asarray(means, dtype=np.float64), axis=0) > threshold))
 
 
-def rate_per_dimension(mean, log_var):
-  """Each latent dimension's KL term, averaged over the images: [N, d] each -> [d] (sums to the mean rate)."""
-  mean, log_var = np.asarray(mean, dtype=np.float64), np.asarray(log_var, dtype=np.float64)
-  return np.mean(0.5 * (np.square(mean) + np.exp(log_var) - log_var - 1.0), axis=0)
+def mean_rate_per_dimension(rate_per_dimension):
+  """Each latent dimension's KL, averaged over the images: [N, d] -> [d] (sums to the mean rate)."""
+  return np.mean(np.asarray(rate_per_dimension, dtype=np.float64), axis=0)
 
 
 def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
@@ -95,17 +96,15 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   samples_per_chunk = max(1, min(k, max_rows // batch_size))
 
   @tf.function(reduce_retracing=True)
-  def chunk_logsumexp(x, chunk_seed, num_samples):
+  def chunk_log_weights(x, chunk_seed, num_samples):
     eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], latent_dim], seed=chunk_seed)
-    return tf.reduce_logsumexp(model.log_weights(x, eps), axis=0)   # [B]
+    return model.log_weights(x, eps)                                  # [samples, B]
 
   results = []
   for start in range(0, len(images), batch_size):
     x = tf.convert_to_tensor(images[start:start + batch_size])
-    total = None
-    for first in range(0, k, samples_per_chunk):
-      count = min(samples_per_chunk, k - first)
-      part = chunk_logsumexp(x, streams.key(seed, streams.IWAE_NOISE, start * k + first), tf.constant(count))
-      total = part if total is None else tf.math.reduce_logsumexp(tf.stack([total, part]), axis=0)
-    results.append((total - math.log(k)).numpy())
+    log_w = [chunk_log_weights(x, streams.key(seed, streams.IWAE_NOISE, start * k + first),
+                               tf.constant(min(samples_per_chunk, k - first)))
+             for first in range(0, k, samples_per_chunk)]
+    results.append(importance_weighted_bound(tf.concat(log_w, axis=0)).numpy())   # [k, B] -> [B]
   return np.concatenate(results)

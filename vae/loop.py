@@ -214,7 +214,7 @@ def _train_locked(config, paths, handover, flag_values, log):
         with summaries.as_default(step=last['step']):
           for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'active_units'):
             tf.summary.scalar(key, last[key])
-          for j, value in enumerate(evaluate.rate_per_dimension(test['mean'], test['log_var'])):
+          for j, value in enumerate(evaluate.mean_rate_per_dimension(test['rate_per_dimension'])):
             tf.summary.scalar(f'rate_per_dimension/z{j}', value)
           for kind, image in grids.items():  # [1, H, W, 1] grey or [1, H, W, 3] colour
             tf.summary.image(kind, image.reshape(1, image.shape[0], image.shape[1], -1))
@@ -265,7 +265,7 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
   result = {'dataset': config.dataset, 'test_elbo': float(elbo['elbo'].mean()),
             'test_rate': float(elbo['rate'].mean()), 'test_distortion': float(elbo['distortion'].mean()),
             'active_units': evaluate.active_units(elbo['mean']),
-            'rate_per_dimension': [float(r) for r in evaluate.rate_per_dimension(elbo['mean'], elbo['log_var'])],
+            'rate_per_dimension': [float(r) for r in evaluate.mean_rate_per_dimension(elbo['rate_per_dimension'])],
             'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
             'binarize': config.binarize, 'beta': config.beta, 'kl_warmup_steps': config.kl_warmup_steps,
             'objective': config.objective, 'train_k': config.train_k,

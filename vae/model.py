@@ -17,10 +17,12 @@ then use Jensen's inequality (log is concave, so log E[w] >= E[log w]):
 Both lines are the same number, and the code has both:
 
     (1) `log_weight`: log w = log p(x|z) + log p(z) - log q(z|x) for one sample z ~ q(z|x). Its average over z is
-        the ELBO; one sample is an unbiased, noisier estimate of it. The importance-weighted bound of Burda et al.
-        (vae/evaluate.py) is built from exactly this log w.
+        the ELBO; one sample is an unbiased, noisier estimate of it. Averaging the weights w themselves over k
+        samples gives the tighter importance-weighted bound of Burda et al. [3] (`importance_weighted_bound`),
+        which training with --objective=iwae maximises and vae/evaluate.py uses to estimate log p(x).
     (2) `terms`: the KL of two Gaussians has a closed form (`rate`), so only log p(x|z) needs a sample. This is
-        what training and the per-epoch test ELBO use: same expectation, less variance.
+        what training and the per-epoch test ELBO use: the same expectation, usually with less variance (the
+        sampled KL's noise is gone, though it can partly cancel the distortion's).
 
 The gap is KL(q(z|x) || p(z|x)): the bound is tight exactly when q is the true posterior.
 
@@ -45,6 +47,8 @@ All loss terms are pure per-example functions of tensors; the `VAE` class only w
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
   [2] A. Alemi et al. Fixing a Broken ELBO. ICML 2018. https://arxiv.org/abs/1711.00464
+  [3] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+      https://arxiv.org/abs/1509.00519
 """
 
 import math
@@ -59,8 +63,24 @@ def reparameterize(mean, log_var, eps):
   return mean + tf.exp(0.5 * log_var) * eps
 
 
+def rate_per_dimension(mean, log_var):
+  """Each latent dimension's share of KL(N(mean, diag(exp(log_var))) || N(0, I)), in nats.
+
+  KL_j = 1/2 (mean_j^2 + exp(log_var_j) - log_var_j - 1)
+
+  A dimension the encoder ignores (mean_j = 0, log_var_j = 0 for every x) has KL_j = 0: it costs no rate and
+  carries no information (vae/evaluate.py counts the dimensions in use).
+
+  Args:
+    mean, log_var: [..., latent_dim].
+  Returns:
+    [..., latent_dim]
+  """
+  return 0.5 * (tf.square(mean) + tf.exp(log_var) - log_var - 1.0)
+
+
 def rate(mean, log_var):
-  """KL(N(mean, diag(exp(log_var))) || N(0, I)) per example, in nats.
+  """KL(N(mean, diag(exp(log_var))) || N(0, I)) per example, in nats: the sum of `rate_per_dimension`.
 
   KL = 1/2 sum_j (mean_j^2 + exp(log_var_j) - log_var_j - 1)
 
@@ -69,7 +89,7 @@ def rate(mean, log_var):
   Returns:
     [B]
   """
-  return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - log_var - 1.0, axis=-1)
+  return tf.reduce_sum(rate_per_dimension(mean, log_var), axis=-1)
 
 
 def distortion(x, logits):
@@ -95,26 +115,42 @@ def log_prior(z):
   return -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
 
 
-def log_posterior(eps, log_var):
+def log_approx_posterior(eps, log_var):
   """log q(z|x) = log N(z; mean, diag(exp(log_var))) at the reparameterised z = mean + sigma * eps, per example.
 
-  Since (z - mean) / sigma is eps itself, the density is written with eps, which avoids subtracting two nearly
-  equal numbers:  log q = -1/2 sum_j (eps_j^2 + log_var_j + log 2 pi).   eps, log_var [..., latent_dim] -> [...].
+  This is the encoder's approximate posterior q(z|x), not the true posterior p(z|x). Since (z - mean) / sigma is
+  eps itself, the density is written with eps, which avoids subtracting two nearly equal numbers:
+  log q = -1/2 sum_j (eps_j^2 + log_var_j + log 2 pi).   eps, log_var [..., latent_dim] -> [...].
   """
   return -0.5 * tf.reduce_sum(tf.square(eps) + log_var + LOG_2PI, axis=-1)
 
 
-def log_weight(x, logits, z, eps, log_var):
+def log_weight(nll, z, eps, log_var):
   """log w = log p(x|z) + log p(z) - log q(z|x) for one posterior sample z = mean + sigma * eps, per example.
 
   The Monte Carlo form (1) of the ELBO: E_q[log w] = ELBO(x). The (2 pi) factors of prior and posterior cancel.
 
   Args:
-    x: [..., D] targets; logits: [..., D] the decoder's output at z; z, eps, log_var: [..., latent_dim].
+    nll: [...] the distortion -log p(x|z) of the sample (`distortion`); z, eps, log_var: [..., latent_dim].
   Returns:
     [...]
   """
-  return -distortion(x, logits) + log_prior(z) - log_posterior(eps, log_var)
+  return -nll + log_prior(z) - log_approx_posterior(eps, log_var)
+
+
+def importance_weighted_bound(log_w):
+  """L_k = log (1/k) sum_i w_i = logsumexp_i(log w_i) - log k, the bound of Burda et al. [3], per example.
+
+  With k = 1 it is log w_1, whose expectation is the ELBO; E[L_k] rises with k towards log p(x). Computed in log
+  space: the w_i themselves (around e^-100 for an MNIST image) would underflow.
+
+  Args:
+    log_w: [k, ...] the log weights of k samples z_i ~ q(z|x) of each example.
+  Returns:
+    [...]
+  """
+  num_samples = tf.cast(tf.shape(log_w)[0], log_w.dtype)
+  return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(num_samples)
 
 
 class VAE(tf.Module):
@@ -157,23 +193,33 @@ class VAE(tf.Module):
   def terms(self, x, eps, training=False):
     """The per-example ELBO terms for images x [B, D] with posterior noise eps [B, latent_dim].
 
-    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior's `mean` and `log_var`
-    [B, latent_dim] (the spread plot draws the means; the collapse diagnostics read both).
+    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and [B, latent_dim] tensors: the posterior's
+    `mean` and `log_var` (the spread plot draws the means) and the `rate_per_dimension` (which dimensions are in
+    use, vae/evaluate.py).
     """
     mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
     logits = self.decode(z, training=training)                # [B, D]
-    kl = rate(mean, log_var)                                  # [B]
+    kl_per_dimension = rate_per_dimension(mean, log_var)      # [B, latent_dim]
+    kl = tf.reduce_sum(kl_per_dimension, axis=-1)             # [B]
     nll = distortion(x, logits)                               # [B]
-    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var}
+    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var,
+            'rate_per_dimension': kl_per_dimension}
 
-  def log_weights(self, x, eps, training=False):
-    """log w (the Monte Carlo form) for images x [B, D] and S noise draws per image eps [S, B, latent_dim].
+  def k_sample_terms(self, x, eps, training=False):
+    """The terms of k posterior samples per image: images x [B, D], k noise draws per image eps [k, B, latent_dim].
 
-    Returns [S, B]: row s is log p(x|z_s) + log p(z_s) - log q(z_s|x) with z_s = mean + sigma * eps_s.
+    Returns a dict: `rate` [B] (the closed-form KL, which needs no sample), `distortion` [k, B] (-log p(x|z_i))
+    and `log_weight` [k, B] (log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)), with z_i = mean + sigma * eps_i.
+    The k codes of all B images are decoded as one batch of k*B.
     """
     mean, log_var = self.encode(x, training=training)                      # [B, d] each
-    z = reparameterize(mean, log_var, eps)                                 # [S, B, d] (broadcast over S)
-    logits = self.decode_samples(z, training=training)                     # [S, B, D]
-    x = tf.broadcast_to(x, tf.shape(logits))                               # [S, B, D]
-    return log_weight(x, logits, z, eps, log_var)                          # [S, B]
+    z = reparameterize(mean, log_var, eps)                                 # [k, B, d] (broadcast over k)
+    logits = self.decode_samples(z, training=training)                     # [k, B, D]
+    nll = distortion(tf.broadcast_to(x, tf.shape(logits)), logits)         # [k, B]
+    return {'rate': rate(mean, log_var), 'distortion': nll,
+            'log_weight': log_weight(nll, z, eps, log_var)}                # [B], [k, B], [k, B]
+
+  def log_weights(self, x, eps, training=False):
+    """log w (the Monte Carlo form) for images x [B, D] and k noise draws per image eps [k, B, latent_dim]: [k, B]."""
+    return self.k_sample_terms(x, eps, training=training)['log_weight']

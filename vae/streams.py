@@ -13,7 +13,7 @@ the triple itself.
 
 | tag | stream                 | counter                                             | drawn in    |
 |-----|------------------------|-----------------------------------------------------|-------------|
-| 1   | training noise eps     | the step ([B, d], or [k, B, d] with --train_k = k)  | train.py    |
+| 1   | training noise eps     | the step ([B, d], or [k, B, d] with --train_k = k)  | engine.py   |
 | 2   | evaluation noise eps   | 0 (one draw per run)                                | evaluate.py |
 | 3   | IWAE samples           | chunk (image offset, sample)                        | evaluate.py |
 | 4   | dynamic binarisation   | the step                                            | engine.py   |

@@ -44,8 +44,7 @@ References:
 import numpy as np
 import tensorflow as tf
 
-from vae import streams
-from vae.model import distortion, rate, reparameterize
+from vae.model import importance_weighted_bound
 
 OBJECTIVES = ('elbo', 'iwae')
 
@@ -64,18 +63,27 @@ def train_step(model, optimizer, x, eps, rate_weight=1.0):
   return loss
 
 
-def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
-  """eps for training step `step`: N(0, I), a pure function of (seed, step).
+def rate_weight_at(step, beta=1.0, kl_warmup_steps=0):
+  """The weight of the rate at training step `step` (0, 1, ...): beta (Higgins et al. [3]), reached linearly from
+  0 over the first `kl_warmup_steps` steps (KL warm-up, Bowman et al. [4], Sonderby et al. [5]).
 
-  [B, latent_dim], or [num_samples, B, latent_dim] when `num_samples` is given (the k samples of `--train_k`).
+  A pure function of the global step, so that a resumed run weighs every step as an uninterrupted one does.
   """
-  shape = [batch_size, latent_dim] if num_samples is None else [num_samples, batch_size, latent_dim]
-  return tf.random.stateless_normal(shape, seed=streams.key(seed, streams.TRAIN_NOISE, step))
+  if kl_warmup_steps <= 0:
+    return tf.constant(beta, tf.float32)
+  ramp = tf.minimum(1.0, tf.cast(step, tf.float32) / float(kl_warmup_steps))
+  return beta * ramp
 
 
-def train_loop(model, optimizer, images, steps, batch_size=128, seed=0, log=print, log_every=100):
-  """Trains `model` for `steps` steps on float32 images [N, D] in [0, 1]; returns the losses, one per step."""
+def train_loop(model, optimizer, images, steps, batch_size=128, seed=0, beta=1.0, kl_warmup_steps=0, log=print,
+               log_every=100):
+  """Trains `model` for `steps` steps on float32 images [N, D] in [0, 1]; returns the losses, one per step.
+
+  Each pass over the data is a fresh shuffle, cut into batches of `batch_size`; the last, incomplete batch of a
+  pass is dropped. Each step draws fresh noise eps ~ N(0, I) from a generator seeded by `seed`.
+  """
   step_fn = tf.function(train_step)            # traced into a graph once, then each call runs that graph
+  noise = tf.random.Generator.from_seed(seed)
   order = np.random.default_rng(seed).permutation(len(images))
   losses = []
   for step in range(steps):
@@ -83,23 +91,12 @@ def train_loop(model, optimizer, images, steps, batch_size=128, seed=0, log=prin
       order = np.random.default_rng([seed, step]).permutation(len(images))
     batch, order = order[:batch_size], order[batch_size:]
     x = tf.constant(images[batch])                                   # [B, D]
-    eps = train_noise(seed, step, batch_size, model.latent_dim)      # [B, latent_dim]
-    losses.append(float(step_fn(model, optimizer, x, eps)))
+    eps = noise.normal([batch_size, model.latent_dim])               # [B, latent_dim]
+    weight = rate_weight_at(step, beta, kl_warmup_steps)             # 1 with the defaults: the ELBO
+    losses.append(float(step_fn(model, optimizer, x, eps, weight)))
     if step % log_every == 0 or step == steps - 1:
       log(f'step {step}: loss {losses[-1]:.2f}')
   return losses
-
-
-def rate_weight_at(step, beta=1.0, kl_warmup_steps=0):
-  """The weight of the rate at training step `step` (0, 1, ...): beta (Higgins et al. [3]), reached linearly from
-  0 over the first `kl_warmup_steps` steps (KL warm-up, Bowman et al. [4], Sonderby et al. [5]).
-
-  A pure function of the step, so that a resumed run weighs every step as an uninterrupted one does.
-  """
-  if kl_warmup_steps <= 0:
-    return tf.constant(beta, tf.float32)
-  ramp = tf.minimum(1.0, tf.cast(step, tf.float32) / float(kl_warmup_steps))
-  return beta * ramp
 
 
 # ------------------------------------------------------------------------ several importance samples per image
@@ -109,18 +106,13 @@ def k_sample_loss(model, x, eps, objective='elbo', rate_weight=1.0):
   """The batch mean of the k-sample training objective; x [B, D], eps [k, B, latent_dim].
 
   'elbo': mean_b [ 1/k sum_i distortion(x_b, z_ib) + rate_weight * rate(x_b) ]    (Burda et al.'s "VAE")
-  'iwae': mean_b [ -(logsumexp_i log w_ib - log k) ]                             (Burda et al.'s "IWAE")
+  'iwae': mean_b [ -L_k(x_b) ],  L_k = logsumexp_i log w_ib - log k              (Burda et al.'s "IWAE")
   The IWAE bound has no rate term of its own to weigh, so `rate_weight` applies to 'elbo' only.
   """
+  terms = model.k_sample_terms(x, eps, training=True)          # rate [B], distortion and log_weight [k, B]
   if objective == 'iwae':
-    log_w = model.log_weights(x, eps, training=True)                          # [k, B]
-    num_samples = tf.cast(tf.shape(eps)[0], log_w.dtype)
-    return -tf.reduce_mean(tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(num_samples))
-  mean, log_var = model.encode(x, training=True)                              # [B, d] each
-  z = reparameterize(mean, log_var, eps)                                      # [k, B, d]
-  logits = model.decode_samples(z, training=True)                             # [k, B, D]
-  distortions = distortion(tf.broadcast_to(x, tf.shape(logits)), logits)      # [k, B]
-  return tf.reduce_mean(tf.reduce_mean(distortions, axis=0) + rate_weight * rate(mean, log_var))
+    return -tf.reduce_mean(importance_weighted_bound(terms['log_weight']))
+  return tf.reduce_mean(tf.reduce_mean(terms['distortion'], axis=0) + rate_weight * terms['rate'])
 
 
 def k_sample_step(model, optimizer, x, eps, objective='elbo', rate_weight=1.0):
