@@ -1,6 +1,9 @@
 """Shared fixtures: tiny synthetic MNIST-format data sets, written with the package's own IDX writer.
 
-No test reads ../shared or the internet. The synthetic digits are learnable (each class is a fixed random
+No test reads ../shared or uses the network: tests/known_data/no_network.py refuses every name lookup and every
+connection beyond loopback, here and in every process the tests start, and `network_guard` fails the test that
+tried. A test of an offline path makes it offline itself, with a port on 127.0.0.1 that refuses connections
+(`refusing_port`, `offline_env`). The synthetic digits are learnable (each class is a fixed random
 stroke pattern plus pixel noise), so a few training steps visibly lower the loss.
 
 vae/data.py accepts an MNIST or Fashion-MNIST file only if its contents have a known fingerprint. Every synthetic
@@ -12,10 +15,12 @@ Time: the tiny runs several files read are trained once per session (`shared_run
 started together (`Started`), so that the suite stays within minutes on a 2-core machine.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +32,94 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+SITE_DIR = os.path.join(REPO_ROOT, 'tests', 'known_data')
+sys.path.insert(0, SITE_DIR)
+
+import no_network  # noqa: E402
+
 from vae import data, idx, inputs  # noqa: E402
 
-KNOWN_CONTENTS_FILE = os.path.join(tempfile.mkdtemp(prefix='vae-tests-'), 'known_contents.json')
+_TEST_FILES = tempfile.mkdtemp(prefix='vae-tests-')
+KNOWN_CONTENTS_FILE = os.path.join(_TEST_FILES, 'known_contents.json')
 os.environ['VAE_TEST_KNOWN_CONTENTS'] = KNOWN_CONTENTS_FILE
-os.environ['PYTHONPATH'] = os.pathsep.join(
-    [os.path.join(REPO_ROOT, 'tests', 'known_data')] + [p for p in [os.environ.get('PYTHONPATH')] if p])
+NETWORK_LOG = os.path.join(_TEST_FILES, 'network_attempts.log')
+os.environ[no_network.LOG_VARIABLE] = NETWORK_LOG
+os.environ['PYTHONPATH'] = os.pathsep.join([SITE_DIR] + [p for p in [os.environ.get('PYTHONPATH')] if p])
+no_network.install()
+
+
+def _network_attempts():
+  try:
+    with open(NETWORK_LOG) as f:
+      return f.read().splitlines()
+  except FileNotFoundError:
+    return []
+
+
+_reported = [0]  # attempts already reported, by the hook or the fixture below
+
+
+def _new_network_attempts():
+  attempts = _network_attempts()
+  new, _reported[0] = attempts[_reported[0]:], len(attempts)
+  return new
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+  """Fails the test if it, or any process it started, tried a name lookup or a connection beyond loopback."""
+  _new_network_attempts()
+  result = yield
+  attempts = _new_network_attempts()
+  if attempts:
+    pytest.fail('the test tried the network: ' + '; '.join(attempts[:5]), pytrace=False)
+  return result
+
+
+@pytest.fixture(autouse=True)
+def network_guard():
+  """The same for a test's fixtures, in their set-up and tear-down."""
+  _new_network_attempts()
+  yield
+  attempts = _new_network_attempts()
+  if attempts:
+    pytest.fail('a fixture tried the network: ' + '; '.join(attempts[:5]), pytrace=False)
+
+
+def _set_op_determinism(enabled):
+  from tensorflow.python.framework import config as tf_config  # the switch tf.config.experimental turns on
+  (tf_config.enable_op_determinism if enabled else tf_config.disable_op_determinism)()
+
+
+@pytest.fixture(autouse=True)
+def op_determinism_off_between_tests():
+  """Every test starts with TensorFlow's op determinism off, as a process starts, whatever tests ran before:
+  `loop.train` turns it on for its run and leaves it on (a run's process ends with the run). A test that relies
+  on deterministic kernels outside a run asks for `op_determinism`."""
+  yield
+  if 'tensorflow' in sys.modules:
+    _set_op_determinism(False)
+
+
+@pytest.fixture
+def op_determinism():
+  """TensorFlow's deterministic kernels for this test, switched on explicitly as `loop.train` does for a run."""
+  _set_op_determinism(True)
+
+
+@contextlib.contextmanager
+def refusing_port():
+  """A port on 127.0.0.1 that refuses every connection while the block runs: bound, so no one else can take it,
+  and never listening."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    yield s.getsockname()[1]
+
+
+def offline_env(port):
+  """The environment variable that makes a process the tests start offline: every mirror and TensorFlow
+  Datasets' connection check point at `port` (tests/known_data/sitecustomize.py)."""
+  return {'VAE_TEST_REFUSING_PORT': str(port)}
 _registered = {}
 # Synthetic files never share contents unless they are the same file of the same set: each (seed, split, data set)
 # draws from a stream of its own.

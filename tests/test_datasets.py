@@ -7,6 +7,7 @@ No network: Fashion-MNIST comes from the local HTTP mirror of test_download.py, 
 import csv
 import json
 import os
+import threading
 import socket
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 
 from vae import data, loop, networks, tfds_data, viz
 from vae.errors import DataError, DownloadError, VAEError
-from conftest import many_mains, run_py, write_mnist
+from conftest import many_mains, refusing_port, run_py, write_mnist
 from test_download import fashion_mirror  # noqa: F401  (the local mirror fixture)
 
 QUIET = lambda *args: None  # noqa: E731
@@ -38,11 +39,9 @@ def test_each_data_set_has_a_default_directory_of_its_own(tmp_path):
 
 
 def test_fashion_mnist_offline_names_itself(tmp_path):
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    dead = f'http://127.0.0.1:{s.getsockname()[1]}/'
-  with pytest.raises(DownloadError, match=r'^Fashion-MNIST could not be downloaded: no mirror could be reached'):
-    data.load('fashion_mnist', str(tmp_path / 'fashion'), mirrors=[dead], timeout=5)
+  with refusing_port() as port:
+    with pytest.raises(DownloadError, match=r'^Fashion-MNIST could not be downloaded: no mirror could be reached'):
+      data.load('fashion_mnist', str(tmp_path / 'fashion'), mirrors=[f'http://127.0.0.1:{port}/'], timeout=5)
 
 
 @pytest.fixture
@@ -70,10 +69,13 @@ def test_a_tfds_data_set_loads_with_its_shape_and_class_names(tmp_path, mock_tfd
   assert dataset.train_labels.shape == (40,) and set(dataset.train_labels) <= set(range(len(dataset.class_names)))
 
 
-@pytest.mark.parametrize('name, architecture, latent_dim, binarize', [
-    ('kmnist', 'fc', 2, 'static'), ('cifar10', 'conv', 3, 'dynamic')])
+# kmnist: grey, fc, a 3-d latent space (samples and reconstructions), static binarisation, whose binary test
+# images the reconstructions frame shows; cifar10: colour, conv, the 2-d canvas, dynamic binarisation.
+@pytest.mark.parametrize('name, architecture, latent_dim, binarize, frames', [
+    ('kmnist', 'fc', 3, 'static', {'samples': (10, 10), 'reconstructions': (8, 10)}),
+    ('cifar10', 'conv', 2, 'dynamic', {'canvas': (15, 15)})])
 def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_tfds, name, architecture, latent_dim,
-                                                                binarize):
+                                                                binarize, frames):
   out = tmp_path / 'out'
   config = loop.Config(dataset=name, data_dir=str(tmp_path / 'tfds'), output_dir=str(out), epochs=2,
                        updates_per_epoch=3, batch_size=8, eval_k=2, encoder_architecture=architecture,
@@ -84,22 +86,17 @@ def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_t
   assert json.load(open(out / 'evaluation.json'))['dataset'] == name
   assert json.load(open(out / 'flags.json'))['binarize'] == binarize
   height, width, channels = data.describe(name, str(tmp_path / 'tfds'))[0]
-  if latent_dim == 2:
-    frames = {'canvas': (15, 15)}
-  else:  # prior samples, 10x10, and 40 test images above their reconstructions, 10 to a row
-    frames = {'samples': (10, 10), 'reconstructions': (8, 10)}
-  for kind, (rows_of_tiles, columns) in frames.items():
+  assert sorted(os.listdir(out / 'figs')) == sorted([*frames, 'spread'])
+  for kind, (rows_of_tiles, columns) in frames.items():  # 40 test images: 4 rows of originals, 4 of reconstructions
     frame = np.asarray(Image.open(out / 'figs' / kind / 'epoch_0002.png'))
     if channels == 3:
       assert frame.shape == (rows_of_tiles * height, columns * width, 3), kind
       assert np.any(frame[..., 0] != frame[..., 1]), kind  # really in colour
     else:
       assert frame.shape == (rows_of_tiles * height, columns * width), kind
-  if binarize != 'none':  # the reconstructions frame shows the binary test images the model is scored on
-    originals = np.asarray(Image.open(out / 'figs' / 'reconstructions' / 'epoch_0002.png'))[:height] \
-        if latent_dim > 2 else None
-    if originals is not None:
-      assert set(np.unique(originals).tolist()) <= {0, 255}
+  if 'reconstructions' in frames:  # its first row: the binary test images the model is scored on
+    originals = np.asarray(Image.open(out / 'figs' / 'reconstructions' / 'epoch_0002.png'))[:height]
+    assert set(np.unique(originals).tolist()) == {0, 255}
 
 
 def test_long_class_names_go_in_a_legend_and_short_ones_on_the_centroids():
@@ -139,13 +136,12 @@ def test_data_sets_that_do_not_fit_are_refused(tmp_path):
 
 
 def test_a_tfds_data_set_that_cannot_be_downloaded_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    monkeypatch.setattr(tfds_data, 'PROBE_HOST', ('127.0.0.1', s.getsockname()[1]))  # nothing listens there
   data_dir = tmp_path / 'tfds'
   data_dir.mkdir()
-  with pytest.raises(DataError) as info:
-    data.load('kmnist', str(data_dir))
+  with refusing_port() as port:
+    monkeypatch.setattr(tfds_data, 'PROBE_HOST', ('127.0.0.1', port))
+    with pytest.raises(DataError) as info:
+      data.load('kmnist', str(data_dir))
   message = str(info.value)
   assert message.startswith(f'kmnist is not prepared in {data_dir} and could not be downloaded (no network')
   assert 'tfds build kmnist --data_dir=DIR' in message and '\n' not in message
@@ -196,3 +192,20 @@ def test_run_py_finds_fashion_mnist_in_its_default_directory_and_records_it(tmp_
   assert result.returncode == 0 and result.stderr == '', result.stderr
   assert json.load(open(work / 'out' / 'flags.json'))['data_dir'] == os.path.join('..', 'fashion_mnist')
   assert next(csv.DictReader(open(work / 'out' / 'metrics.csv')))['dataset'] == 'fashion_mnist'
+
+
+def test_the_connection_check_bounds_a_name_lookup_that_never_answers(monkeypatch):
+  answered = threading.Event()
+
+  def silent_resolver(address, timeout=None):  # the lookup inside create_connection, on a network that drops it
+    answered.wait(30)
+    raise OSError('never reached')
+
+  monkeypatch.setattr(tfds_data.socket, 'create_connection', silent_resolver)
+  try:
+    assert tfds_data.probe_problem(('tfds.example', 443), timeout=0.2) == 'no answer within 0.2 s'
+  finally:
+    answered.set()
+  with refusing_port() as port:
+    monkeypatch.undo()
+    assert tfds_data.probe_problem(('127.0.0.1', port), timeout=5) == 'Connection refused'

@@ -245,11 +245,13 @@ def test_the_lock_of_a_killed_run_does_not_stick(tmp_path):
       f'import sys, time; sys.path.insert(0, {REPO_ROOT!r}); from vae.fileio import RunLock; '
       f'lock = RunLock({str(tmp_path)!r}).__enter__(); print("locked", flush=True); time.sleep(600)')],
       stdout=subprocess.PIPE, text=True)
-  ready, _, _ = select.select([holder.stdout], [], [], 120)  # waits for the event; the timeout guards a hang
-  assert ready and holder.stdout.readline().strip() == 'locked'
-  with pytest.raises(OutputError, match='another run is using'):
-    RunLock(str(tmp_path)).__enter__()
-  holder.send_signal(signal.SIGKILL)
-  holder.wait()
+  try:
+    ready, _, _ = select.select([holder.stdout], [], [], 120)  # waits for the event; the timeout guards a hang
+    assert ready and holder.stdout.readline().strip() == 'locked'
+    with pytest.raises(OutputError, match='another run is using'):
+      RunLock(str(tmp_path)).__enter__()
+  finally:
+    holder.kill()
+    holder.wait()
   with RunLock(str(tmp_path)):  # the operating system released it with the process
     pass

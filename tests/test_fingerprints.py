@@ -14,7 +14,7 @@ import pytest
 
 from vae import data, idx
 from vae.errors import DataError
-from conftest import REPO_ROOT, user_env, write_mnist
+from conftest import REPO_ROOT, offline_env, refusing_port, user_env, write_mnist
 
 
 def test_each_file_is_accepted_for_its_contents_however_it_is_compressed(tmp_path):
@@ -116,15 +116,17 @@ def test_run_py_refuses_a_mixed_up_directory_before_any_work(tmp_path, onednn):
 
 
 def test_an_offline_tfds_run_prints_exactly_one_line_and_leaves_the_data_directory_as_it_was(tmp_path):
-  # The real path, with no mock: tests have no network, so TFDS finds nothing and cannot download.
+  # The real path, with no mock, made offline by the test: the connection check meets a refusing port.
   data_dir = tmp_path / 'tfds'
   data_dir.mkdir()
   (data_dir / 'notes.txt').write_text('mine')
-  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=kmnist',
-                           f'--data_dir={data_dir}', f'--output_dir={tmp_path / "out"}'],
-                          capture_output=True, text=True, timeout=120, env=user_env())
+  with refusing_port() as port:
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=kmnist',
+                             f'--data_dir={data_dir}', f'--output_dir={tmp_path / "out"}'],
+                            capture_output=True, text=True, timeout=120, env=user_env(**offline_env(port)))
   assert result.returncode == 1
   lines = result.stderr.splitlines()
   assert len(lines) == 1, result.stderr
-  assert lines[0].startswith(f'error: kmnist is not prepared in {data_dir} and could not be downloaded (')
+  assert lines[0].startswith(f'error: kmnist is not prepared in {data_dir} and could not be downloaded (no network: '
+                             f'127.0.0.1 unreachable, Connection refused)')
   assert sorted(os.listdir(data_dir)) == ['notes.txt'] and (data_dir / 'notes.txt').read_text() == 'mine'

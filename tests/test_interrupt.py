@@ -24,20 +24,33 @@ def completed_epochs(output_dir):
     return 0
 
 
-def wait_for(condition, process):
-  """Returns once `condition()` holds; fails if the process ends first or the guard runs out."""
+def wait_until_paused(process):
+  """Returns once the run has stopped itself after the epoch its VAE_TEST_PAUSE_AFTER_EPOCH names
+  (tests/known_data/sitecustomize.py): a state that lasts until the test continues or ends it, so no signal can
+  arrive too late. Fails if the run ended instead; the guard only ends a test that would otherwise hang."""
   deadline = time.monotonic() + HANG_GUARD_S
-  while not condition():
-    assert process.poll() is None, 'the run ended before the event the test waits for'
-    assert time.monotonic() < deadline, 'timed out waiting'
-    time.sleep(0.02)
+  while True:
+    pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+    if pid:
+      assert os.WIFSTOPPED(status), f'the run ended (wait status {status}) before pausing mid-run'
+      return
+    assert time.monotonic() < deadline, 'timed out waiting for the run to pause'
+    time.sleep(0.05)
 
 
-def start(args, output_dir):
+def start(args, output_dir, pause_after_epoch):
   # Ctrl-C as in a terminal: SIGINT handled by default, even when the test runner was started with it ignored.
   return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={output_dir}'],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=user_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=user_env(VAE_TEST_PAUSE_AFTER_EPOCH=str(pause_after_epoch)),
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def end(process):
+  """Ends a run the test started, stopped or not (SIGKILL also ends a stopped process)."""
+  if process.poll() is None:
+    process.kill()
+    process.communicate()
 
 
 def checkpointed_epochs(output_dir, updates_per_epoch):
@@ -67,8 +80,8 @@ def everything_a_run_wrote(output_dir):
 
 def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
   # The CPU path does not matter here (the reruns of tests/test_run.py cover both): the uninterrupted reference
-  # is trained in this process, the stopped run as a user runs it. SIGSTOP freezes the run at a known point, so
-  # that each signal lands mid-run however fast or slow the machine is.
+  # is trained in this process, the stopped run as a user runs it. The run stops itself right after a known
+  # epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   epochs, updates = 6, 2
@@ -76,41 +89,45 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
-  process = start(args, stopped)
-  wait_for(lambda: checkpointed_epochs(stopped, updates) >= 1, process)
-  process.send_signal(signal.SIGSTOP)
-  # While it holds the directory, a second run on it is refused, and the first goes on afterwards. The
-  # uninterrupted reference trains in this process while the second one starts.
-  second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
-                   env=user_env())
-  loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
-                         batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
-  second = second.finished()
-  assert second.returncode == 1
-  assert second.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or choose '
-                                        f'another --output_dir']
-  assert process.poll() is None
-  # Ctrl-C: exit 130, one line that counts the checkpointed epochs.
-  process.send_signal(signal.SIGINT)
-  process.send_signal(signal.SIGCONT)
-  _, stderr = process.communicate(timeout=HANG_GUARD_S)
-  done = checkpointed_epochs(stopped, updates)
-  assert process.returncode == 130 and 1 <= done < epochs
-  assert stderr.splitlines() == [f'error: interrupted; {done} of {epochs} epochs are complete and checkpointed in '
-                                 f'{stopped}/checkpoints. Run the same command again to resume']
+  process = start(args, stopped, pause_after_epoch=1)
+  second = None
+  try:
+    wait_until_paused(process)
+    # While it holds the directory, a second run on it is refused, and the first goes on afterwards. The
+    # uninterrupted reference trains in this process while the second one starts.
+    second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
+                     env=user_env())
+    loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
+                           batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
+    refused = second.finished()
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or '
+                                           f'choose another --output_dir']
+    assert process.poll() is None
+    # Ctrl-C, delivered as the run continues right after its first checkpoint: exit 130, one line that counts
+    # the checkpointed epochs.
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=HANG_GUARD_S)
+    assert process.returncode == 130 and checkpointed_epochs(stopped, updates) == 1
+    assert stderr.splitlines() == [f'error: interrupted; 1 of {epochs} epochs are complete and checkpointed in '
+                                   f'{stopped}/checkpoints. Run the same command again to resume']
 
-  # Resumed, then killed outright in a later epoch.
-  process = start(args, stopped)
-  wait_for(lambda: completed_epochs(stopped) >= done + 1, process)
-  process.send_signal(signal.SIGSTOP)
-  assert completed_epochs(stopped) < epochs  # the kill lands mid-run
-  process.send_signal(signal.SIGKILL)
-  process.wait(timeout=HANG_GUARD_S)
-  killed_after = checkpointed_epochs(stopped, updates)  # perhaps before the checkpoint of its last metrics row
+    # Resumed, then killed outright once its second epoch is checkpointed.
+    process = start(args, stopped, pause_after_epoch=2)
+    wait_until_paused(process)
+    assert completed_epochs(stopped) == 2
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=HANG_GUARD_S)
+  finally:
+    end(process)
+    if second:
+      second.stop()
+  assert checkpointed_epochs(stopped, updates) == 2
 
   finished = run_py(*args, f'--output_dir={stopped}')
   assert finished.returncode == 0, finished.stderr
-  assert f'resuming after epoch {killed_after} (step {updates * killed_after})' in finished.stdout
+  assert f'resuming after epoch 2 (step {2 * updates})' in finished.stdout
   expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
   assert sorted(got) == sorted(expected)
   assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',

@@ -130,7 +130,7 @@ def test_compact_images_are_exact_or_refused():
 
 
 @pytest.mark.parametrize('jit_compile', [True, False])
-def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compile):
+def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compile, op_determinism):
   images, _ = synthetic_digits(128, seed=1)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   indices = tf.constant(np.random.default_rng(0).permutation(128)[:96].reshape(6, 16), tf.int32)  # 6 steps of 16
@@ -155,7 +155,7 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_the_compiled_steps_are_the_plain_train_step():
+def test_the_compiled_steps_are_the_plain_train_step(op_determinism):
   images, _ = synthetic_digits(64, seed=2)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   indices = np.arange(16, dtype=np.int32)

@@ -64,3 +64,18 @@ def test_no_finished_run_is_an_error(runs):
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 1
   assert result.stderr.splitlines()[-1] == 'error: none of the directories holds a finished run'
+
+
+def test_the_spread_of_three_seeds_is_their_sample_standard_deviation(runs):
+  import statistics
+  base = report.read_run(str(runs / 'seed0'))
+  elbos, likelihoods = [-101.0, -104.5, -99.25], [-98.5, -97.0, -101.75]
+  three = {f'seed{seed}': {**base, 'flags': {**base['flags'], 'seed': seed},
+                           'evaluation': {**base['evaluation'], 'test_elbo': elbo, 'test_log_likelihood': ll}}
+           for seed, elbo, ll in zip(range(3), elbos, likelihoods)}
+  lines = report.table(three)
+  assert lines[2].startswith('| n | test ELBO | log p(x) (IWAE) |')
+  row = lines[4].split(' | ')
+  assert row[0] == '| 3'
+  assert row[1] == f'{statistics.mean(elbos):.2f} ± {statistics.stdev(elbos):.2f}'       # -101.58 ± 2.67
+  assert row[2] == f'{statistics.mean(likelihoods):.2f} ± {statistics.stdev(likelihoods):.2f}'

@@ -257,7 +257,8 @@ def test_every_seed_is_scored_on_the_same_binary_test_set():
                                                                                 ('static', 3))]
   for other in test_sets[1:]:
     np.testing.assert_array_equal(other, test_sets[0])
-  np.testing.assert_array_equal(test_sets[0], inputs.binarized(grey[:50], 0, counter=1))   # seed 0's own draws
+  assert set(np.unique(test_sets[0]).tolist()) == {0.0, 1.0}
+  assert abs(test_sets[0].mean() - grey[:50].mean()) < 0.01       # Bernoulli(intensity) draws
   static_train = [inputs.prepare_images(dataset, 'static', seed)[0] for seed in (0, 1)]
   assert not np.array_equal(*static_train)  # the training copy still follows --seed
 
@@ -316,6 +317,17 @@ def test_beta_and_warm_up_change_the_objective_not_the_reported_elbo(reference_r
     loop.train(tiny_config(mnist_dir, resumed, epochs=4), log=QUIET)
 
 
+def test_a_unit_is_active_when_its_mean_varies_by_more_than_a_hundredth_across_the_images():
+  # Burda et al.'s threshold: Cov_x(E_q[z_u]) > 0.01. Means of +-s around an offset have variance exactly s^2.
+  signs = np.tile([1.0, -1.0], 500)[:, None]                                      # [1000, 1]
+  variances = np.array([0.0, 0.0099, 0.0101, 0.009, 0.011, 1.0])
+  means = 7.0 + signs * np.sqrt(variances)                                        # [1000, 6]
+  np.testing.assert_allclose(np.var(means, axis=0), variances, atol=1e-12)
+  assert evaluate.active_units(means) == 3                 # 0.0101, 0.011, 1.0
+  assert evaluate.active_units(means[:, [1, 3]]) == 0      # just below: not active
+  assert evaluate.active_units(means[:, [2]]) == 1         # just above: active
+
+
 def test_a_dimension_the_encoder_ignores_is_not_an_active_unit():
   vae, images = _trained_tiny_model()
   means = vae.encode(images)[0].numpy()
@@ -341,18 +353,17 @@ def test_active_units_are_in_metrics_evaluation_and_tensorboard(reference_run):
   rows = metrics_without_time(out)
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['active_units'] == int(rows[-1]['active_units'])
-  # Recounted from the exported encoder's posterior means of the test images.
-  mnist_dir, _ = reference_run
-  encoder = keras.models.load_model(os.path.join(out, 'export', 'encoder.keras'))
-  means = encoder(data.load('mnist', mnist_dir).test_images)[0].numpy()
-  assert evaluation['active_units'] == int(np.sum(np.var(means.astype(np.float64), axis=0) > 0.01))
   assert len(evaluation['rate_per_dimension']) == 2
   np.testing.assert_allclose(sum(evaluation['rate_per_dimension']), evaluation['test_rate'], rtol=1e-4)
-  tags = set()
+  last = {}  # each scalar's value at the last step written
   for name in os.listdir(os.path.join(out, 'tensorboard')):
     for event in tf.compat.v1.train.summary_iterator(os.path.join(out, 'tensorboard', name)):
-      tags.update(value.tag for value in event.summary.value)
-  assert {'active_units', 'rate_per_dimension/z0', 'rate_per_dimension/z1'} <= tags
+      for value in event.summary.value:
+        if event.step == int(rows[-1]['step']) and value.HasField('tensor') and not value.tensor.string_val:
+          last[value.tag] = float(tf.make_ndarray(value.tensor))
+  assert last['active_units'] == evaluation['active_units']
+  np.testing.assert_allclose([last['rate_per_dimension/z0'], last['rate_per_dimension/z1']],
+                             evaluation['rate_per_dimension'], rtol=1e-5)
 
 
 def test_explore_needs_only_the_export(reference_run, shared_run, tmp_path):
@@ -378,14 +389,36 @@ def test_explore_needs_only_the_export(reference_run, shared_run, tmp_path):
   assert file_bytes(elsewhere, 't_samples.png') != file_bytes(runs[2], 'explore', 't_samples.png')
 
 
-def test_spherical_interpolation_keeps_the_norm_and_hits_both_ends():
+def angles_between_rows(path):
+  unit = path / np.linalg.norm(path, axis=1, keepdims=True)
+  return np.arccos(np.clip(np.sum(unit[:-1] * unit[1:], axis=1), -1.0, 1.0))
+
+
+@pytest.mark.parametrize('a, b', [
+    ([3.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]),          # unequal norms, 90 degrees apart
+    ([1.0, 2.0, 0.5, -1.0], [-0.5, 1.0, 2.0, 0.3]),         # unequal norms, a generic angle
+    ([1.0, -2.0, 0.5, 0.0], [-2.0, 4.0, -1.0, 0.0]),        # opposite directions: sin(angle) = 0
+])
+def test_spherical_interpolation_turns_at_a_constant_rate_and_moves_the_norm_linearly(a, b):
   from vae import explore
-  a, b = np.array([3.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0])
-  path = explore.interpolate(a, b, 5)
-  np.testing.assert_allclose(path[0], a, atol=1e-12)
-  np.testing.assert_allclose(path[-1], b, atol=1e-12)
-  np.testing.assert_allclose(np.linalg.norm(path, axis=1), 3.0)
-  np.testing.assert_allclose(explore.interpolate(a[:2], b[:2], 3)[1], [1.5, 1.5])  # 2-d: a straight line
+  a, b, steps = np.array(a), np.array(b), 7
+  path = explore.interpolate(a, b, steps)
+  assert np.all(np.isfinite(path))
+  np.testing.assert_allclose(path[0], a, atol=1e-9)
+  np.testing.assert_allclose(path[-1], b, atol=1e-9)
+  # The angle between the ends, from the dot product, split into equal turns (a normalised straight line is not).
+  total = np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))
+  np.testing.assert_allclose(angles_between_rows(path), np.full(steps - 1, total / (steps - 1)), atol=1e-9)
+  np.testing.assert_allclose(np.linalg.norm(path, axis=1),
+                             np.linspace(np.linalg.norm(a), np.linalg.norm(b), steps), atol=1e-9)
+  if total < 3.0:  # a unique great circle: every point lies in the plane of a and b
+    basis = np.linalg.qr(np.stack([a, b], axis=1))[0]
+    np.testing.assert_allclose(path - path @ basis @ basis.T, 0.0, atol=1e-9)
+
+
+def test_linear_interpolation_in_two_dimensions():
+  from vae import explore
+  np.testing.assert_allclose(explore.interpolate([3.0, 0.0], [0.0, 3.0], 3)[1], [1.5, 1.5])
 
 
 def test_explore_refuses_bad_flags_and_directories_with_one_line(reference_run, tmp_path):

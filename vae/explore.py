@@ -11,10 +11,13 @@ to take test images from); no checkpoint and none of the training code. It write
     interpolations.png   --pairs rows: two test images' posterior means joined in --steps steps, decoded
     interpolation.gif    the same paths as an animation, there and back
 
-Interpolation is linear for latent_dim = 2 (the plane the canvas shows) and spherical for latent_dim > 2: under a
-high-dimensional Gaussian prior almost all the mass lies near a sphere, and a straight line between two codes
-cuts through the sparsely populated middle, while the great-circle path (slerp, Shoemake 1985; White 2016) keeps
-the norm of typical codes.
+Interpolation is linear for latent_dim = 2 (the plane the canvas shows) and spherical for latent_dim > 2
+(`slerp`, after Shoemake 1985 and White 2016 [1]): the code's direction turns at a constant rate along the great
+circle between the two posterior means, and its norm goes linearly from one mean's norm to the other's. A
+straight line between two codes of similar norm passes closer to the origin than either (halfway between two
+orthogonal codes of norm r its norm is r / sqrt(2)), through a region that few test images are encoded to; the
+spherical path keeps the norm between the two ends. The posterior means are shorter than prior samples and of
+unequal norm, which is why the norm is interpolated rather than held.
 
 References:
   [1] T. White. Sampling Generative Networks. 2016. https://arxiv.org/abs/1609.04468
@@ -42,14 +45,34 @@ COLUMNS = 10
 
 
 def slerp(a, b, t):
-  """Spherical interpolation between codes a and b [d] at fractions t [T] -> [T, d]; linear if they are parallel."""
+  """Spherical interpolation between codes a and b [d] at fractions t [T] -> [T, d].
+
+  The direction turns from a's to b's along the great circle between them at a constant rate (the angle to a is
+  t * Omega, Omega the angle between a and b), and the norm changes linearly from |a| to |b|. The turn is written
+  as cos(t Omega) u + sin(t Omega) v with u = a / |a| and v the unit vector of b's part orthogonal to a, so no
+  step divides by sin(Omega): for opposite codes (Omega = pi), where every great circle joins them, v is any
+  direction orthogonal to a.
+  """
   import numpy as np
   a, b, t = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(t, np.float64)[:, None]
-  cosine = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-  omega = math.acos(min(1.0, max(-1.0, cosine)))
-  if omega < 1e-6:
+  norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+  if min(norm_a, norm_b) < 1e-12:  # a code at the origin has no direction: a straight line
     return (1 - t) * a + t * b
-  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+  u = a / norm_a
+  cosine = float(np.clip(np.dot(u, b / norm_b), -1.0, 1.0))
+  omega = math.acos(cosine)
+  orthogonal = b / norm_b - cosine * u
+  if np.linalg.norm(orthogonal) > 1e-9:
+    v = orthogonal / np.linalg.norm(orthogonal)
+  elif cosine > 0:  # the same direction: only the norm changes
+    v = np.zeros_like(u)
+  else:  # opposite directions: turn through the coordinate axis least aligned with a
+    axis = np.zeros_like(u)
+    axis[np.argmin(np.abs(u))] = 1.0
+    v = axis - np.dot(axis, u) * u
+    v /= np.linalg.norm(v)
+  direction = np.cos(t * omega) * u + np.sin(t * omega) * v     # [T, d], unit vectors
+  return ((1 - t) * norm_a + t * norm_b) * direction
 
 
 def interpolate(a, b, steps):

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 
 import numpy as np
 
@@ -127,15 +128,36 @@ def _read_split(data_builder, split, image_shape):
   return pixels, np.concatenate(labels)
 
 
+def probe_problem(address, timeout):
+  """Why (host, port) cannot be connected to within `timeout` seconds, or None if it can.
+
+  The name lookup is part of the wait: a resolver that never answers (a network that drops packets) is bounded
+  like a connection that never completes. The attempt runs in a daemon thread, which is left behind if it
+  outlasts the timeout.
+  """
+  outcome = []
+
+  def attempt():
+    try:
+      socket.create_connection(address, timeout=timeout).close()
+      outcome.append(None)
+    except OSError as e:
+      outcome.append(e.strerror or str(e))
+
+  thread = threading.Thread(target=attempt, daemon=True)
+  thread.start()
+  thread.join(timeout)
+  return outcome[0] if outcome else f'no answer within {timeout:g} s'
+
+
 def _prepare(name, data_builder, data_dir):
   """Downloads and prepares `name` into `data_dir`, or fails fast with one line; leaves no partial directory."""
   how = (f'{name} is not prepared in {os.path.abspath(data_dir)} and could not be downloaded ({{}}). On a machine '
          f'with a network run `tfds build {name} --data_dir=DIR` (pip install tensorflow-datasets), then copy DIR '
          f'here, or pass --data_dir pointing at it')
-  try:
-    socket.create_connection(PROBE_HOST, timeout=PROBE_TIMEOUT_S).close()
-  except OSError as e:
-    raise DataError(how.format(f'no network: {PROBE_HOST[0]} unreachable, {e.strerror or e}')) from None
+  unreachable = probe_problem(PROBE_HOST, PROBE_TIMEOUT_S)
+  if unreachable:
+    raise DataError(how.format(f'no network: {PROBE_HOST[0]} unreachable, {unreachable}')) from None
   existed = {path: os.path.exists(path) for path in (data_dir, os.path.join(data_dir, name.split('/')[0]),
                                                        os.path.join(data_dir, 'downloads'))}
   try:

@@ -1,20 +1,71 @@
 """Loaded at the start of every Python process the tests spawn (conftest puts this directory on PYTHONPATH).
 
-The tests' synthetic IDX files are not MNIST, so vae/data.py would refuse them. conftest records the content
-fingerprint of every synthetic file it writes, with the data set it stands for, in the file named by
-VAE_TEST_KNOWN_CONTENTS; here those are added to the known contents of this process, exactly as conftest adds them
-in the test process itself. A synthetic file that a test later alters has another fingerprint and stays unknown.
+* The network guard (no_network.py): no lookup, no connection beyond loopback, and every attempt logged for
+  conftest to fail the test with.
+* The tests' synthetic IDX files are not MNIST, so vae/data.py would refuse them. conftest records the content
+  fingerprint of every synthetic file it writes, with the data set it stands for, in the file named by
+  VAE_TEST_KNOWN_CONTENTS; here those are added to the known contents of this process, exactly as conftest adds
+  them in the test process itself. A synthetic file that a test later alters has another fingerprint and stays
+  unknown.
+* VAE_TEST_REFUSING_PORT, when a test sets it: a port on 127.0.0.1 that refuses connections. The MNIST and
+  Fashion-MNIST mirrors and TensorFlow Datasets' connection check all point there, so the process is offline
+  because the test made it so, on a connected machine too.
 """
 
 import json
 import os
 import sys
 
+import no_network
+
+no_network.install()
+
 _registry = os.environ.get('VAE_TEST_KNOWN_CONTENTS')
-if _registry and os.path.exists(_registry):
+_refusing_port = os.environ.get('VAE_TEST_REFUSING_PORT')
+if (_registry and os.path.exists(_registry)) or _refusing_port:
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   from vae import data as _data
 
-  with open(_registry) as _f:
-    _data.KNOWN_CONTENTS.update({fingerprint: tuple(holds) for fingerprint, holds in json.load(_f).items()})
+  if _registry and os.path.exists(_registry):
+    with open(_registry) as _f:
+      _data.KNOWN_CONTENTS.update({fingerprint: tuple(holds) for fingerprint, holds in json.load(_f).items()})
+  if _refusing_port:
+    from vae import tfds_data as _tfds_data
+
+    _tfds_data.PROBE_HOST = ('127.0.0.1', int(_refusing_port))
+    for _name, _source in list(_data.SOURCES.items()):
+      _data.SOURCES[_name] = _source._replace(mirrors=(f'http://127.0.0.1:{_refusing_port}/',))
   del sys.path[0]
+
+# VAE_TEST_PAUSE_AFTER_EPOCH=N, when a test sets it: the run stops itself (SIGSTOP) right after writing the
+# checkpoint of epoch N, so that the test acts on a run it knows to be mid-run, however fast or slow the machine.
+_pause_after = os.environ.get('VAE_TEST_PAUSE_AFTER_EPOCH')
+if _pause_after:
+  import importlib.abc
+  import importlib.machinery
+  import signal
+
+  class _PauseAfterEpoch(importlib.abc.MetaPathFinder):
+    """Wraps vae.loop.Trainer.save as vae.loop is imported, without importing anything earlier."""
+
+    def find_spec(self, fullname, path, target=None):
+      if fullname != 'vae.loop':
+        return None
+      sys.meta_path.remove(self)
+      spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+      load = spec.loader.exec_module
+
+      def exec_module(module):
+        load(module)
+        save = module.Trainer.save
+
+        def save_then_pause(trainer):
+          save(trainer)
+          if trainer.checkpointed_epochs() == int(_pause_after):
+            os.kill(os.getpid(), signal.SIGSTOP)
+        module.Trainer.save = save_then_pause
+
+      spec.loader.exec_module = exec_module
+      return spec
+
+  sys.meta_path.insert(0, _PauseAfterEpoch())
