@@ -84,7 +84,7 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
   # epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  epochs, updates = 6, 2
+  epochs, updates = 3, 2
   args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
