@@ -6,14 +6,18 @@ r"""Train a variational autoencoder on MNIST (or another image data set): the on
     python run.py --dataset=fashion_mnist --latent_dim=50 --binarize=dynamic --kl_warmup_steps=10000
 
 Each epoch is `updates_per_epoch` Adam steps on minibatches of `batch_size` training images, followed by an
-evaluation of the ELBO on all the test images (one fixed posterior sample per image), printed as
-`elbo = -(rate + distortion)` in nats (see vae/model.py). With latent_dim == 2 and do_viz, each epoch also draws
-a spread frame and a canvas frame (vae/viz.py), and the end of the run assembles them into spread.gif and
-canvas.gif in the output directory.
+evaluation of the ELBO on all the test images (one fixed posterior sample per image), printed with its two terms,
+elbo = -(rate + distortion), in nats (see vae/model.py), and the number of active latent units:
+
+    epoch 100/100 [##############################] 100/100  loss 142.94  2.8 s
+      test elbo -143.76  rate 6.30  distortion 137.46  active units 2/2  (3.4 s)
+
+With latent_dim == 2 and do_viz, each epoch also draws a spread frame and a canvas frame (vae/viz.py), and the end
+of the run assembles them into spread.gif and canvas.gif in the output directory.
 
 Outputs in --output_dir: flags.json (this run's flags), metrics.csv (one row per epoch), checkpoints/ (the
 same command resumes from them), tensorboard/, figs/<kind>/ (the frames), spread.gif and canvas.gif (or
-samples.gif and reconstructions.gif when latent_dim > 2), loss_curve.png, export/encoder.keras and
+samples.gif and reconstructions.gif when latent_dim is not 2), loss_curve.png, export/encoder.keras and
 export/decoder.keras, and evaluation.json (test ELBO, the importance-weighted log-likelihood estimate, active
 units). `python -m vae.explore --output_dir=DIR` then draws samples, reconstructions and interpolations.
 
@@ -27,28 +31,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from vae.config import Config
-
-from vae.config import SETTINGS, problem
+from vae.config import SETTINGS, Config, define_flags, problem
 
 
-def define_flags():
-  """One absl flag per setting of vae/config.py, with its default and help."""
-  for setting in SETTINGS:
-    name, default, help_text = setting.name, setting.default, setting.metadata['help']
-    if setting.metadata['choices']:
-      flags.DEFINE_enum(name, default, list(setting.metadata['choices']), help_text)
-    elif setting.type is bool:
-      flags.DEFINE_boolean(name, default, help_text)
-    elif setting.type is int:
-      flags.DEFINE_integer(name, default, help_text)
-    elif setting.type is float:
-      flags.DEFINE_float(name, default, help_text)
-    else:
-      flags.DEFINE_string(name, default, help_text)
-
-
-define_flags()
+# One flag per setting of vae/config.py, with its default and help, belonging to this script (as absl names it).
+define_flags(flags.FLAGS, module_name=sys.argv[0] if __name__ == '__main__' else __name__)
 flags.DEFINE_boolean('eval_only', False,
                      'Do not train: restore the run in --output_dir (its own saved flags define the model and the '
                      'data set) and re-estimate its test ELBO and log-likelihood with --eval_k.')
@@ -78,9 +65,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     return fail(f'unexpected arguments: {" ".join(argv[1:])} (flags look like --name=value)')
-  problem = validate_flags()
-  if problem:
-    return fail(problem)
+  flag_problem = validate_flags()
+  if flag_problem:
+    return fail(flag_problem)
 
   # Imported only now, so that a mistyped flag is reported at once rather than after TensorFlow's start-up,
   # and through vae.quiet, so that TensorFlow's C++ start-up lines stay off the terminal.
@@ -88,7 +75,7 @@ def main(argv):
   import_tensorflow()
   from vae import data, networks
   from vae.errors import VAEError
-  from vae.loop import Interrupted, evaluate_saved_run, train
+  from vae.loop import Interrupted, evaluate_saved_run, run_training
 
   for which, registry in (('encoder', networks.ENCODERS), ('decoder', networks.DECODERS)):
     name = FLAGS[f'{which}_architecture'].value
@@ -103,11 +90,11 @@ def main(argv):
     # The data set's image shape decides which architectures fit: checked from its metadata, before any work.
     image_shape, _ = data.describe(FLAGS.dataset, data_dir)
     for which in ('encoder', 'decoder'):
-      problem = networks.shape_problem(FLAGS[f'{which}_architecture'].value, image_shape)
-      if problem:
+      misfit = networks.shape_problem(FLAGS[f'{which}_architecture'].value, image_shape)
+      if misfit:
         return fail(f'--{which}_architecture={FLAGS[f"{which}_architecture"].value} does not fit --dataset='
-                    f'{FLAGS.dataset}: {problem}')
-    train(config_from_flags(data_dir=data_dir), flag_values=dict(run_flags(), data_dir=data_dir))
+                    f'{FLAGS.dataset}: {misfit}')
+    run_training(config_from_flags(data_dir=data_dir), flag_values=dict(run_flags(), data_dir=data_dir))
   except Interrupted as e:
     return fail(str(e), status=130)
   except VAEError as e:

@@ -74,7 +74,7 @@ def main(argv):
   optimizer.build(variables)
   codes, scale = engine.compact_images(mnist.train_images)
   stored = tf.constant(codes)
-  batches = iter(inputs.train_batches(len(codes), BATCH, seed=0))
+  batches = iter(inputs.train_batch_indices(len(codes), BATCH, seed=0))
   indices = tf.stack([next(batches) for _ in range(steps_per_call)])
 
   def make(upto):
@@ -101,7 +101,7 @@ def main(argv):
 
   # The full step is the project's own (engine.make_train_steps, as run.py uses it), on a model of its own.
   full_steps = engine.make_train_steps(loop.build_model(config), keras.optimizers.Adam(config.learning_rate),
-                                          mnist.train_images, batch_size=BATCH, seed=0, jit_compile=True)
+                                          mnist.train_images, config, jit_compile=True)
 
   fixed_grads = [tf.random.normal(v.shape, stddev=1e-3, seed=1) for v in variables]
 

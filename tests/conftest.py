@@ -94,7 +94,7 @@ def _set_op_determinism(enabled):
 @pytest.fixture(autouse=True)
 def op_determinism_off_between_tests():
   """Every test starts with TensorFlow's op determinism off, as a process starts, whatever tests ran before:
-  `loop.train` turns it on for its run and leaves it on (a run's process ends with the run). A test that relies
+  `loop.run_training` turns it on for its run and leaves it on (a run's process ends with the run). A test that relies
   on deterministic kernels outside a run asks for `op_determinism`."""
   yield
   if 'tensorflow' in sys.modules:
@@ -103,7 +103,7 @@ def op_determinism_off_between_tests():
 
 @pytest.fixture
 def op_determinism():
-  """TensorFlow's deterministic kernels for this test, switched on explicitly as `loop.train` does for a run."""
+  """TensorFlow's deterministic kernels for this test, switched on explicitly as `loop.run_training` does for a run."""
   _set_op_determinism(True)
 
 
@@ -255,7 +255,7 @@ def shared_run(tmp_path_factory):
 
   def get(name):
     if name not in trained:
-      loop.train(tiny_config(data_dir, root / name, **SHARED_RUNS[name]), log=lambda *args: None)
+      loop.run_training(tiny_config(data_dir, root / name, **SHARED_RUNS[name]), log=lambda *args: None)
       trained[name] = str(root / name)
     return data_dir, trained[name]
   return get

@@ -171,19 +171,19 @@ def test_data_dir_that_is_a_file(tmp_path):
     data.load('mnist', str(path), mirrors=())
 
 
-def test_train_batches_are_permutations_of_the_training_set():
-  batches = iter(inputs.train_batches(num_examples=40, batch_size=10, seed=0))
+def test_train_batch_indices_are_permutations_of_the_training_set():
+  batches = iter(inputs.train_batch_indices(num_examples=40, batch_size=10, seed=0))
   first_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(first_pass.tolist()) == list(range(40))     # without replacement, like next_batch
   second_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(second_pass.tolist()) == list(range(40))
   assert first_pass.tolist() != second_pass.tolist()         # reshuffled every pass
-  again = iter(inputs.train_batches(num_examples=40, batch_size=10, seed=0))
+  again = iter(inputs.train_batch_indices(num_examples=40, batch_size=10, seed=0))
   assert np.concatenate([next(again).numpy() for _ in range(4)]).tolist() == first_pass.tolist()
 
 
-def test_train_batches_can_start_at_any_step():
-  whole = iter(inputs.train_batches(num_examples=30, batch_size=7, seed=3))
+def test_train_batch_indices_can_start_at_any_step():
+  whole = iter(inputs.train_batch_indices(num_examples=30, batch_size=7, seed=3))
   sequence = [next(whole).numpy().tolist() for _ in range(12)]
-  resumed = iter(inputs.train_batches(num_examples=30, batch_size=7, seed=3, start_step=5))
+  resumed = iter(inputs.train_batch_indices(num_examples=30, batch_size=7, seed=3, start_step=5))
   assert [next(resumed).numpy().tolist() for _ in range(7)] == sequence[5:]

@@ -80,7 +80,7 @@ def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_t
   config = loop.Config(dataset=name, data_dir=str(tmp_path / 'tfds'), output_dir=str(out), epochs=2,
                        updates_per_epoch=3, batch_size=8, eval_k=2, encoder_architecture=architecture,
                        decoder_architecture=architecture, latent_dim=latent_dim, binarize=binarize)
-  loop.train(config, log=QUIET)
+  loop.run_training(config, log=QUIET)
   rows = list(csv.DictReader(open(out / 'metrics.csv')))
   assert [r['dataset'] for r in rows] == [name, name] and all(np.isfinite(float(r['test_elbo'])) for r in rows)
   assert json.load(open(out / 'evaluation.json'))['dataset'] == name
@@ -175,11 +175,11 @@ def test_resuming_with_another_data_set_is_refused(tmp_path):
   write_mnist(digits)
   config = loop.Config(data_dir=digits, output_dir=str(tmp_path / 'run'), epochs=1, updates_per_epoch=2,
                        batch_size=16, eval_k=1, do_viz=False)
-  loop.train(config, log=QUIET)
+  loop.run_training(config, log=QUIET)
   clothes = str(tmp_path / 'clothes')
   write_mnist(clothes, dataset='fashion_mnist')
   with pytest.raises(VAEError, match=r'holds a run made with --dataset=mnist, not fashion_mnist'):
-    loop.train(loop.Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
+    loop.run_training(loop.Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
                log=QUIET)
 
 

@@ -178,7 +178,7 @@ def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_che
   monkeypatch.setattr(loop.engine, 'make_train_steps', poisoned)
   with pytest.raises(VAEError, match=r'the training loss became nan at epoch 4/5, step 15; the last checkpoint '
                                      r'\(before this epoch\) is kept'):
-    loop.train(tiny_config(data_dir, run, epochs=5), log=QUIET)
+    loop.run_training(tiny_config(data_dir, run, epochs=5), log=QUIET)
   assert snapshot(checkpoints) == good
   assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-12')
 
@@ -188,7 +188,7 @@ def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_
                        learning_rate=1e30, do_viz=False)
   with pytest.raises(VAEError, match=r'^the training loss became (nan|inf|-inf) at epoch 1/2, step \d+; the last '
                                      r'checkpoint \(before this epoch\) is kept. Try a smaller --learning_rate$'):
-    loop.train(config, log=QUIET)
+    loop.run_training(config, log=QUIET)
 
 
 def test_a_failed_write_raises_a_clear_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
@@ -219,7 +219,7 @@ def test_disk_full_during_a_run_keeps_metrics_frames_and_checkpoint_of_the_last_
 
   monkeypatch.setattr(fileio.os, 'fsync', disk_full)
   with pytest.raises(OutputError, match='No space left on device'):
-    loop.train(tiny_config(data_dir, run, epochs=4), log=QUIET)
+    loop.run_training(tiny_config(data_dir, run, epochs=4), log=QUIET)
   after = snapshot(run)
   for name in ('metrics.csv', 'spread.gif', 'canvas.gif', os.path.join('figs', 'canvas', 'epoch_0003.png')):
     assert after[name] == before[name]
@@ -236,7 +236,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(shared_run, tmp
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full)
   with pytest.raises(OutputError, match=r'cannot write a checkpoint into .*No space left on device; the previous '
                                         r'checkpoint is kept'):
-    loop.train(tiny_config(data_dir, run, epochs=4), log=QUIET)
+    loop.run_training(tiny_config(data_dir, run, epochs=4), log=QUIET)
   assert tf.train.latest_checkpoint(os.path.join(run, 'checkpoints')).endswith('ckpt-12')
 
 

@@ -97,7 +97,7 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
     # uninterrupted reference trains in this process while the second one starts.
     second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
                      env=user_env())
-    loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
+    loop.run_training(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
                            batch_size=16, eval_k=2, decoder_architecture='conv'), log=lambda *args: None)
     refused = second.finished()
     assert refused.returncode == 1

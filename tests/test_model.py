@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import engine, evaluate, inputs, model as model_lib, networks, streams, train
-from conftest import synthetic_digits
+from PIL import Image
+
+from vae import data, engine, evaluate, idx, inputs, model as model_lib, networks, streams, train
+from vae.config import Config
+from conftest import refusing_port, synthetic_digits, write_mnist
 
 
 def numpy_rate(mean, log_var):
@@ -69,12 +72,12 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60, steps_per_call=1
   images, _ = synthetic_digits(256, seed=0)
   images = tf.constant(images.reshape(-1, 784).astype(np.float32) / 255.0)
   vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
-  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, batch_size=32, seed=0,
+  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, Config(batch_size=32),
                                        jit_compile=jit_compile)
   evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
   eps = evaluate.eval_noise(0, 256, 2)
   before = evaluate_fn(images.numpy(), eps)['elbo'].mean()
-  batches = iter(inputs.train_batches(256, 32, seed=0))
+  batches = iter(inputs.train_batch_indices(256, 32, seed=0))
   losses = []
   for first in range(0, steps, steps_per_call):
     losses.extend(train_steps(tf.stack([next(batches) for _ in range(steps_per_call)]), first).numpy())
@@ -140,8 +143,8 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
   def trained(calls):
     keras.utils.set_random_seed(0)
     vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-    train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-2), images, batch_size=16, seed=3,
-                                         jit_compile=jit_compile, dynamic_binarization=True)
+    train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-2), images,
+                                         Config(batch_size=16, seed=3, binarize='dynamic'), jit_compile=jit_compile)
     losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
     traced.append(train_steps.compiled.experimental_get_tracing_count())
     return losses, [v.numpy() for v in vae.trainable_variables]
@@ -168,7 +171,7 @@ def test_the_compiled_steps_are_the_plain_train_step(op_determinism):
     return vae, optimizer
 
   vae, optimizer = fresh()
-  compiled = engine.make_train_steps(vae, optimizer, images, batch_size=16, seed=4)
+  compiled = engine.make_train_steps(vae, optimizer, images, Config(batch_size=16, seed=4))
   loss = compiled(indices[None], 7).numpy()[0]
   plain_vae, plain_optimizer = fresh()
   eps = engine.train_noise(4, 7, 16, 2)
@@ -192,3 +195,46 @@ def test_every_stream_key_is_distinct_across_seeds_tags_and_counters():
       streams.key_pair(3, streams.TRAIN_NOISE, 9)
   with pytest.raises(ValueError, match='outside'):
     streams.key(0, streams.TRAIN_NOISE, 2 ** 40)
+
+
+def test_python_m_vae_train_runs_the_plain_loop_on_mnist_files(tmp_path, capsys):
+  mnist_dir = str(tmp_path / 'mnist')
+  write_mnist(mnist_dir)
+  picture = tmp_path / 'pictures' / 'canvas.png'
+  status = train.main(['vae.train', f'--data_dir={mnist_dir}', '--steps=60', '--batch_size=32',
+                       '--learning_rate=3e-3', f'--picture={picture}'])
+  out, err = capsys.readouterr()
+  assert (status, err) == (0, '')
+  lines = out.splitlines()
+  assert lines[0] == f'MNIST from {mnist_dir}: 256 training and 64 test images; 60 steps of 32'
+  losses = {int(line.split(':')[0][5:]): float(line.split()[-1]) for line in lines if line.startswith('step ')}
+  assert sorted(losses) == [0, 59] and losses[59] < losses[0] - 100
+  elbo_line = next(line for line in lines if line.startswith('test elbo '))
+  elbo, rate, distortion = (float(elbo_line.split()[i]) for i in (2, 4, 6))
+  assert elbo == pytest.approx(-(rate + distortion), abs=0.02) and elbo > -losses[0]
+  assert lines[-1] == f'wrote {picture}'
+  assert np.asarray(Image.open(picture)).shape == (15 * 28, 15 * 28)  # the canvas of the 2-d latent plane
+
+
+def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  with refusing_port() as port:
+    monkeypatch.setitem(data.SOURCES, 'mnist', data.SOURCES['mnist']._replace(mirrors=(f'http://127.0.0.1:{port}/',)))
+    cases = [
+        (['--steps=0'], '--steps must be a positive integer, got 0'),
+        (['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
+        (['--beta=-1'], '--beta must be a finite number >= 0, got -1.0'),
+        (['--epochs=3'], "Unknown command line flag 'epochs' (see python -m vae.train --helpfull)"),
+        (['surplus'], 'unexpected arguments: surplus (flags look like --name=value)'),
+        ([f'--data_dir={tmp_path / "empty"}'], 'MNIST could not be downloaded: no mirror could be reached '
+         f'(Connection refused). Put {", ".join(n + ".gz" for n in idx.FILE_NAMES)} into {tmp_path / "empty"}, '
+         'or pass --data_dir=DIR pointing at them'),
+    ]
+    for arguments, message in cases:
+      assert train.main(['vae.train', *arguments]) == 1, arguments
+      assert capsys.readouterr().err == f'error: {message}\n', arguments
+  mnist_dir = str(tmp_path / 'mnist')
+  write_mnist(mnist_dir)
+  assert train.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={blocker}/canvas.png']) == 1
+  assert capsys.readouterr().err == f'error: picture directory {blocker} is a file, not a directory\n'

@@ -95,7 +95,7 @@ def test_training_with_k_samples_lowers_the_loss_and_records_the_objective(tmp_p
   out = tmp_path / 'run'
   config = loop.Config(data_dir=data_dir, output_dir=str(out), epochs=3, updates_per_epoch=10, batch_size=32,
                        eval_k=5, do_viz=False, learning_rate=3e-3, train_k=4, objective=objective)
-  loop.train(config, log=QUIET)
+  loop.run_training(config, log=QUIET)
   rows = list(csv.DictReader(open(out / 'metrics.csv')))
   assert [(r['objective'], r['train_k']) for r in rows] == [(objective, '4')] * 3
   losses = [float(r['train_loss']) for r in rows]

@@ -86,9 +86,9 @@ def test_the_same_seed_stopped_and_resumed_gives_the_same_metrics_frames_and_gif
   # uninterrupted reference, so a fresh run repeats (epoch 1) and a resumed one continues exactly (epochs 2, 3).
   mnist_dir, out = reference_run
   resumed = tmp_path / 'resumed'
-  loop.train(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
+  loop.run_training(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
   lines = []
-  loop.train(tiny_config(mnist_dir, resumed), log=lines.append)
+  loop.run_training(tiny_config(mnist_dir, resumed), log=lines.append)
   assert any('resuming after epoch 1 (step 4)' in line for line in lines)
   assert metrics_without_time(resumed) == metrics_without_time(out)
   for kind in ('spread', 'canvas'):
@@ -118,7 +118,7 @@ def test_every_setting_a_resume_must_match_is_checked(reference_run, tmp_path):
     config = tiny_config(clothes if key == 'dataset' else mnist_dir, run, epochs=4, **{key: value})
     saved = json.load(open(out + '/flags.json'))[key]
     with pytest.raises(VAEError) as info:
-      loop.train(config, log=QUIET)
+      loop.run_training(config, log=QUIET)
     assert str(info.value) == (f'{run} holds a run made with --{key}={saved}, not {value}; rerun with the same '
                                f'flags to resume it, or pass --fresh to start over (this deletes its checkpoints, '
                                f'metrics and frames)'), key
@@ -130,7 +130,7 @@ def test_fresh_starts_over(reference_run, tmp_path):
   run = tmp_path / 'run'
   shutil.copytree(out, run)
   lines = []
-  loop.train(tiny_config(mnist_dir, run, epochs=1, fresh=True, seed=5), log=lines.append)
+  loop.run_training(tiny_config(mnist_dir, run, epochs=1, fresh=True, seed=5), log=lines.append)
   assert not any('resuming after' in line for line in lines)
   assert json.load(open(run / 'flags.json'))['seed'] == 5
   assert [row['epoch'] for row in metrics_without_time(run)] == ['1']
@@ -143,7 +143,7 @@ def test_a_second_run_on_the_same_directory_is_refused(reference_run, tmp_path):
   out.mkdir()
   with RunLock(str(out)):
     with pytest.raises(OutputError, match=f'another run is using {out}'):
-      loop.train(tiny_config(mnist_dir, out), log=QUIET)
+      loop.run_training(tiny_config(mnist_dir, out), log=QUIET)
   assert sorted(os.listdir(out)) == ['.lock']
 
 
@@ -172,9 +172,9 @@ def _trained_tiny_model():
   images, _ = synthetic_digits(256, seed=0)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images), batch_size=32,
-                                        seed=0, jit_compile=True)
-  batches = iter(inputs.train_batches(256, 32, seed=0))
+  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images),
+                                        loop.Config(batch_size=32), jit_compile=True)
+  batches = iter(inputs.train_batch_indices(256, 32, seed=0))
   for first in range(0, 400, 20):
     train_steps(tf.stack([next(batches) for _ in range(20)]), first)
   return vae, images[:64]

@@ -40,7 +40,7 @@ RERUNS = textwrap.dedent('''
                              decoder_architecture=decoder, epochs={epochs}, updates_per_epoch={updates},
                              do_viz=False, eval_k=1)
         sys.stdout = io.StringIO()  # the progress bars
-        loop.train(config, log=lambda *args: None)
+        loop.run_training(config, log=lambda *args: None)
         sys.stdout = sys.__stdout__
     print('done')
 ''')

@@ -1,4 +1,4 @@
-"""From a setting to the training step, through real runs: what each step of `loop.train` receives.
+"""From a setting to the training step, through real runs: what each step of `loop.run_training` receives.
 
 A recorder sits at the entrance of the training step (`engine.train_step`, `engine.k_sample_step`) and writes
 down, for every global step, the pixels x the step trains on and the weight of the rate. It reads the step number
@@ -83,7 +83,7 @@ def test_each_step_trains_on_the_pixels_and_weight_its_settings_say_and_reruns_a
 
   def run(directory, epochs=EPOCHS):
     recorded_steps.clear()
-    loop.train(loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path / directory), epochs=epochs,
+    loop.run_training(loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path / directory), epochs=epochs,
                            updates_per_epoch=UPDATES, batch_size=BATCH, eval_k=2, do_viz=False,
                            learning_rate=1e-3, **settings), log=QUIET)
     return dict(recorded_steps)

@@ -10,15 +10,18 @@ Every field of `Config` is one setting. Its metadata says everything else about 
 
 `run.py` defines one absl flag per field from this, builds the `Config` from the flags and checks the rules; the
 package's functions take a `Config` (or explicit arguments) and never read flags. Adding a setting is adding one
-field here, and then using it.
+field here, and then using it where it acts: the flag, its check, the resume check, its record in flags.json and
+evaluation.json (the settings a resume must match) and the README's flag table (tests/test_docs.py compares it
+with this file) follow from the field.
 """
 
 import dataclasses
 import math
 
 
-def setting(default, help, resume=False, minimum=None, choices=None):  # noqa: A002  (absl's own word for it)
-  return dataclasses.field(default=default, metadata={'help': help, 'resume': resume, 'minimum': minimum,
+def setting(default, description, resume=False, minimum=None, choices=None):
+  """One field of `Config`: its default, and the metadata described above (`description` becomes `help`)."""
+  return dataclasses.field(default=default, metadata={'help': description, 'resume': resume, 'minimum': minimum,
                                                        'choices': choices})
 
 
@@ -89,6 +92,24 @@ class Config:
 
 SETTINGS = dataclasses.fields(Config)
 RESUME_KEYS = tuple(f.name for f in SETTINGS if f.metadata['resume'])
+
+
+def define_flags(flag_values, names=None, module_name=None):
+  """One absl flag per setting (or per setting in `names`), with its default and help, in `flag_values`.
+
+  `module_name`: the module the flags belong to, for absl's --helpshort and key flags (default: vae.config).
+  """
+  from absl import flags  # here, so that Config can be used without absl
+
+  for field in SETTINGS:
+    if names is not None and field.name not in names:
+      continue
+    define = (flags.DEFINE_enum if field.metadata['choices'] else flags.DEFINE_boolean if field.type is bool else
+              flags.DEFINE_integer if field.type is int else flags.DEFINE_float if field.type is float else
+              flags.DEFINE_string)
+    choices = [list(field.metadata['choices'])] if field.metadata['choices'] else []
+    define(field.name, field.default, *choices, field.metadata['help'], flag_values=flag_values,
+           module_name=module_name)
 
 
 def problem(config):

@@ -1,14 +1,25 @@
 """Infrastructure, skip on a first reading: the compiled training engine that run.py uses.
 
-It runs exactly `vae.train.train_step`, with the same batches, noise and parameters, only faster:
+What it shares with `vae.train.train_loop`, the loop a first reading meets: the step itself. With --train_k=1 and
+--objective=elbo every step is exactly `vae.train.train_step` (tests/test_model.py checks the compiled steps
+against plain `train_step` calls bit for bit), the rate is weighed by the same `vae.train.rate_weight_at`, and
+the optimiser is the same Adam.
 
-* several steps per compiled call (`make_train_steps`), so the fixed cost of a call is paid once per call;
+What it does differently, all of it for speed or for exact resumption:
+
+* the minibatch order comes from `vae.inputs.train_batch_indices`, a tf.data shuffle of the row indices repeated
+  pass after pass, whose batches run on across the end of a pass (no images are dropped), where `train_loop`
+  shuffles each pass with numpy and drops its incomplete last batch;
+* the noise of step t is a stateless draw keyed by (seed, t) (`train_noise`), where `train_loop` draws from a
+  seeded generator; so a run resumed at step t draws what an uninterrupted run would, with no generator state to
+  save;
+* several steps run in one compiled call (`make_train_steps`), with XLA for the fc networks, so the fixed cost of
+  a call is paid once per call;
 * the whole training set is one in-memory tensor (as uint8 codes where that is exact, `compact_images`), and each
   step gathers its minibatch on-graph from the row indices tf.data hands it, instead of copying D floats per
   image through tf.data;
-* with `--binarize=dynamic`, each batch's pixels are drawn as Bernoulli(intensity) inside the step.
-
-tests/test_model.py checks that its steps equal plain `train_step` calls bit for bit.
+* with --binarize=dynamic, each batch's pixels are drawn as Bernoulli(intensity) inside the step;
+* with --train_k > 1 or --objective=iwae, the step is `vae.train.k_sample_step`.
 """
 
 import numpy as np
@@ -84,22 +95,18 @@ def batch_gatherer(train_images, seed, dynamic_binarization=False):
   return batch
 
 
-def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_compile=False,
-                     dynamic_binarization=False, beta=1.0, kl_warmup_steps=0, train_k=1, objective='elbo'):
-  """Returns `train_steps(indices, first_step) -> losses`: several `train_step`s in one compiled call.
+def make_train_steps(model, optimizer, train_images, config, jit_compile=False):
+  """Returns `train_steps(indices, first_step) -> losses`: several training steps in one compiled call.
 
   Args:
     model: a `vae.model.VAE`.
     optimizer: a Keras optimizer (its variables are created here, before tracing).
     train_images: float32 [N, D] array holding the whole training set; it is kept in memory as a tensor
       (as uint8 codes where that is exact, see `compact_images`).
-    batch_size: B.
-    seed: the run's integer seed.
+    config: the run's `vae.config.Config`. The step reads the settings that define it: batch_size, seed,
+      binarize ('dynamic' draws each batch's pixels afresh), beta and kl_warmup_steps (`vae.train.rate_weight_at`),
+      train_k and objective (`vae.train.k_sample_loss`; with train_k = 1 and 'elbo' the step is `train_step`).
     jit_compile: compile the steps with XLA.
-    dynamic_binarization: resample each batch's pixels as Bernoulli(intensity) at every step.
-    beta, kl_warmup_steps: the rate's weight in the objective, see `vae.train.rate_weight_at`.
-    train_k, objective: importance samples per image and 'elbo' or 'iwae' (`vae.train.k_sample_loss`); with
-      train_k = 1 and 'elbo' each step is `train_step` itself.
 
   The returned function takes `indices` int32 [S, B] (row s holds the rows of `train_images` that form the
   batch of step s) and `first_step`, the global number of the first of these S steps (the noise of a step is a
@@ -108,27 +115,28 @@ def make_train_steps(model, optimizer, train_images, *, batch_size, seed, jit_co
 
   Why several steps per call: every call of a compiled function has a fixed cost (launching it, handing over
   the model's and the optimiser's variables, returning the loss), which is a noticeable share of a small model's
-  step. Step s
-  sees exactly the batch, noise and parameters it would see if called on its own, in either form of the loop:
+  step. Step s sees exactly the batch, noise and parameters it would see if called on its own, in either form of
+  the loop:
 
   * with XLA, an on-graph loop (`tf.range` under autograph), which XLA compiles into one sequential program;
   * without XLA, a Python loop unrolled when the function is traced (once per distinct S), so that the graph
     holds S copies of the step in program order. An on-graph loop would be the shorter graph, but TensorFlow's
     executor runs the independent ops of a loop body concurrently, and the convolution gradients then differ in
-    their last bits from run to run, so `--seed` would no longer repeat a run (README, "Reproducibility").
+    their last bits from run to run, so --seed would no longer repeat a run (docs/performance.md, "Why the steps
+    are unrolled without XLA").
   """
   optimizer.build(model.trainable_variables)
-  latent_dim = model.latent_dim
-  batch = batch_gatherer(train_images, seed, dynamic_binarization)
+  latent_dim, seed, batch_size = model.latent_dim, config.seed, config.batch_size
+  batch = batch_gatherer(train_images, seed, dynamic_binarization=config.binarize == 'dynamic')
 
   def one_step(batch_indices, step):
-    weight = rate_weight_at(step, beta, kl_warmup_steps)
+    weight = rate_weight_at(step, config.beta, config.kl_warmup_steps)
     x = batch(batch_indices, step)                                            # [B, D]
-    if train_k == 1 and objective == 'elbo':
+    if config.train_k == 1 and config.objective == 'elbo':
       eps = train_noise(seed, step, batch_size, latent_dim)                   # [B, latent_dim]
       return train_step(model, optimizer, x, eps, weight)
-    eps = train_noise(seed, step, batch_size, latent_dim, num_samples=train_k)   # [k, B, latent_dim]
-    return k_sample_step(model, optimizer, x, eps, objective, weight)
+    eps = train_noise(seed, step, batch_size, latent_dim, num_samples=config.train_k)   # [k, B, latent_dim]
+    return k_sample_step(model, optimizer, x, eps, config.objective, weight)
 
   @tf.function(jit_compile=jit_compile)
   def compiled_steps(indices, first_step):

@@ -76,7 +76,7 @@ def prepare_images(dataset, binarize, seed):
   return train, test
 
 
-def train_batches(num_examples, batch_size, seed, start_step=0):
+def train_batch_indices(num_examples, batch_size, seed, start_step=0):
   """An endless tf.data stream of shuffled index batches into the training set, each int32 [batch_size].
 
   The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step, so that

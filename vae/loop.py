@@ -1,6 +1,6 @@
 """The training run: the trainer, the epoch loop, and the re-evaluation of a saved run (`--eval_only`).
 
-`run.py` turns flags into a `Config` and calls `train` (or `evaluate_saved_run`); nothing here reads flags.
+`run.py` turns flags into a `Config` and calls `run_training` (or `evaluate_saved_run`); nothing here reads flags.
 Each epoch:
 
   1. `updates_per_epoch` Adam steps on the training objective (vae/engine.py runs vae/train.py's step; -ELBO
@@ -8,7 +8,7 @@ Each epoch:
   2. the test-set ELBO, rate and distortion over all test images with the fixed evaluation noise;
   3. one row of metrics.csv and the TensorBoard scalars;
   4. with do_viz: the spread frame (from the posterior means step 2 computed anyway) and the canvas frame (the
-     fixed latent grid, decoded in one batch), or samples and reconstructions when latent_dim > 2;
+     fixed latent grid, decoded in one batch), or samples and reconstructions for any other latent_dim;
   5. a checkpoint: model, optimiser and step counter (the minibatch order is a function of seed and step).
 
 A checkpoint is written only after an epoch is complete and its loss was finite, and the checkpoint files are
@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae import data, engine, evaluate, gifs, inputs, networks, rundir, viz
-from vae.config import Config
+from vae.config import RESUME_KEYS, Config
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
 from vae.model import VAE, reparameterize
@@ -45,7 +45,7 @@ class Interrupted(VAEError):
 
 def use_xla(encoder_architecture, decoder_architecture):
   """Whether to compile the training step with XLA: it fuses the fc model's element-wise work and Adam update
-  into few kernels, while its CPU convolutions are slower than TensorFlow's own (README, "Performance")."""
+  into few kernels, while its CPU convolutions are slower than TensorFlow's own (docs/performance.md)."""
   return encoder_architecture == 'fc' and decoder_architecture == 'fc'
 
 
@@ -64,12 +64,10 @@ class Trainer:
     self.model = build_model(config, image_shape)
     self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
     self.train_steps = engine.make_train_steps(
-        self.model, self.optimizer, train_images, batch_size=config.batch_size, seed=config.seed,
-        jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture),
-        dynamic_binarization=config.binarize == 'dynamic', beta=config.beta,
-        kl_warmup_steps=config.kl_warmup_steps, train_k=config.train_k, objective=config.objective)
+        self.model, self.optimizer, train_images, config,
+        jit_compile=use_xla(config.encoder_architecture, config.decoder_architecture))
     self.num_examples = len(train_images)
-    self.batches = iter(inputs.train_batches(self.num_examples, config.batch_size, config.seed))
+    self.batches = iter(inputs.train_batch_indices(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     # The minibatch order is a function of (seed, step), so the step counter is all the data state there is.
     self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
@@ -88,7 +86,7 @@ class Trainer:
       raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]}); pass --fresh to start '
                      f'over') from None
     step = int(self.step.numpy())
-    self.batches = iter(inputs.train_batches(self.num_examples, self.config.batch_size, self.config.seed,
+    self.batches = iter(inputs.train_batch_indices(self.num_examples, self.config.batch_size, self.config.seed,
                                              start_step=step))
     return step // self.config.updates_per_epoch
 
@@ -130,7 +128,7 @@ class Trainer:
                         f'{str(e).splitlines()[0]}; the previous checkpoint is kept') from None
 
 
-def train(config, flag_values=None, log=print):
+def run_training(config, flag_values=None, log=print):
   """Runs (or resumes) the training job described by `config`. Returns the last epoch's metrics as a dict.
 
   Raises:
@@ -261,14 +259,13 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
   if elbo is None:
     elbo = evaluate_fn(test_images, eval_eps)
   log_likelihood = evaluate.iwae_log_likelihood(model, test_images, config.eval_k, config.seed)
-  # The true ELBO terms (rate weight 1), whatever --beta and --kl_warmup_steps trained with.
-  result = {'dataset': config.dataset, 'test_elbo': float(elbo['elbo'].mean()),
+  # The true ELBO terms (rate weight 1), whatever --beta and --kl_warmup_steps trained with, and every setting
+  # that defines the trained model (those a resume must match).
+  result = {**{key: getattr(config, key) for key in RESUME_KEYS}, 'test_elbo': float(elbo['elbo'].mean()),
             'test_rate': float(elbo['rate'].mean()), 'test_distortion': float(elbo['distortion'].mean()),
             'active_units': evaluate.active_units(elbo['mean']),
             'rate_per_dimension': [float(r) for r in evaluate.mean_rate_per_dimension(elbo['rate_per_dimension'])],
             'test_log_likelihood': float(log_likelihood.mean()), 'eval_k': config.eval_k,
-            'binarize': config.binarize, 'beta': config.beta, 'kl_warmup_steps': config.kl_warmup_steps,
-            'objective': config.objective, 'train_k': config.train_k,
             'num_test_images': len(test_images), 'seconds': time.perf_counter() - started}
   log(f'test elbo {result["test_elbo"]:.2f}, log-likelihood (IWAE, k={config.eval_k}) '
       f'{result["test_log_likelihood"]:.2f} nats, active units {result["active_units"]}/{config.latent_dim}  '

@@ -1,4 +1,4 @@
-"""Training: one Adam step on the negative ELBO, and a plain training loop built from it.
+"""Training: one Adam step on the negative ELBO, a plain training loop built from it, and that loop run on MNIST.
 
 Read `train_step` first: it is the whole of the VAE's training algorithm (Kingma & Welling [1], Algorithm 1).
 For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
@@ -7,27 +7,30 @@ For a minibatch x [B, D] and one posterior noise draw eps ~ N(0, I) per image,
 
 is the minibatch estimate of -ELBO (see model.py); its gradient with respect to the encoder and decoder
 weights is an unbiased estimate of the gradient of the -ELBO, thanks to the reparameterisation, and Adam [2]
-takes one step along it. `--beta` and `--kl_warmup_steps` weigh the rate by w(t) instead of 1 (`rate_weight_at`):
-the beta-VAE objective [3] and KL warm-up [4, 5]; with the defaults w = 1 and the loss is exactly -ELBO.
+takes one step along it. `--beta` and `--kl_warmup_steps` weigh the rate by a factor lambda(t) instead of 1
+(`rate_weight_at`): the beta-VAE objective [3] and KL warm-up [4, 5]; with the defaults lambda = 1 and the loss is
+exactly -ELBO.
 
 `train_loop` then shows a complete training run on one screen: shuffled minibatches, fresh noise for every step,
-one `train_step` each, the loss printed now and then. It is runnable as it is (see tests/test_model.py), and it is
-all there is to training a VAE.
+one `train_step` each, the loss printed now and then. It is all there is to training a VAE, and it runs as it is:
 
-Several importance samples per image (`--train_k`, `--objective`, Burda et al. [6]) come last, in
-`k_sample_loss`: with k samples z_1..z_k ~ q(z|x) and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) (model.py),
+    python -m vae.train --data_dir=../mnist        # MNIST, the default fc VAE, 100 x 100 steps of 128
+
+trains on real MNIST (loaded by vae/data.py), prints the loss as it goes, then the test ELBO (vae/evaluate.py), and
+saves one picture (`main`, at the end of this file). A breakpoint in `train_step` or in `VAE.terms` then sees the
+real tensors of a real run. run.py trains the same model with the compiled engine of vae/engine.py, which runs
+this very `train_step` several steps at a time, and adds everything a research run needs: checkpoints and resume,
+every flag, binarisation, frames and gifs, the log-likelihood estimate.
+
+Several importance samples per image (`--train_k`, `--objective`, Burda et al. [6]) come next, in
+`k_sample_loss`: with k samples z_1..z_k ~ q(z|x) and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)
+(model.py's `VAE.k_sample_terms`),
 
     elbo:  1/k sum_i distortion(x, z_i) + rate(x)          the ELBO, its expectation term averaged over k samples
-    iwae:  -L_k = -log (1/k) sum_i w_i                       the importance-weighted bound, tighter as k grows
+    iwae:  -L_k = -(logsumexp_i log w_i - log k)             the importance-weighted bound, tighter as k grows
+                                                            (model.py's `importance_weighted_bound`)
 
 With k = 1 the first is exactly `train_step`'s loss, and the engine then runs `train_step` itself.
-
-The noise is *stateless*: the noise of step t is a pure function of (seed, t) (`train_noise`, vae/streams.py), so
-a run is reproducible from its seed, and a run resumed at step t draws exactly what an uninterrupted run would.
-
-What run.py uses instead of `train_loop` is vae/engine.py: the very same `train_step`, compiled several steps at
-a time with the batches gathered on-graph, and with the options a research run needs (binarisation, several
-importance samples). It is engineering around the maths above, to be skipped on a first reading.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
@@ -40,6 +43,12 @@ References:
   [6] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
       https://arxiv.org/abs/1509.00519
 """
+
+import sys
+
+if __name__ == '__main__':  # python -m vae.train: TensorFlow's C++ start-up lines kept off the terminal
+  from vae.quiet import import_tensorflow
+  import_tensorflow()
 
 import numpy as np
 import tensorflow as tf
@@ -122,3 +131,85 @@ def k_sample_step(model, optimizer, x, eps, objective='elbo', rate_weight=1.0):
   grads = tape.gradient(loss, model.trainable_variables)
   optimizer.apply_gradients(zip(grads, model.trainable_variables))
   return loss
+
+
+# ------------------------------------------------------------------------ the plain loop on real data
+
+
+PLAIN_LOOP_SETTINGS = ('data_dir', 'batch_size', 'latent_dim', 'learning_rate', 'seed', 'beta', 'kl_warmup_steps')
+
+
+def main(argv):
+  """python -m vae.train: `train_loop` on MNIST with the default fc VAE; returns the exit status."""
+  import dataclasses
+  import os
+  import time
+
+  import keras
+  from absl import flags
+
+  from vae import config as config_lib, data, evaluate, gifs, networks, viz
+  from vae.errors import VAEError
+  from vae.fileio import ensure_writable_dir
+  from vae.model import VAE
+
+  defaults = config_lib.Config()
+  flag_values = flags.FlagValues()  # its own flags, apart from run.py's
+  config_lib.define_flags(flag_values, PLAIN_LOOP_SETTINGS)
+  flags.DEFINE_integer('steps', defaults.epochs * defaults.updates_per_epoch,
+                       'Training steps (the default is run.py\'s 100 epochs of 100).', flag_values=flag_values)
+  flags.DEFINE_string('picture', 'plain_loop.png', 'Where to save the picture: the decoded 15x15 grid over the '
+                      'latent plane with --latent_dim=2, 100 prior samples otherwise.', flag_values=flag_values)
+  try:
+    arguments = flag_values(argv)
+  except flags.Error as e:
+    return fail(f'{e} (see python -m vae.train --helpfull)')
+  if len(arguments) > 1:
+    return fail(f'unexpected arguments: {" ".join(arguments[1:])} (flags look like --name=value)')
+  config = dataclasses.replace(defaults, **{name: flag_values[name].value for name in PLAIN_LOOP_SETTINGS})
+  problem = config_lib.problem(config) or (
+      f'--steps must be a positive integer, got {flag_values.steps}' if flag_values.steps < 1 else None)
+  if problem:
+    return fail(problem)
+
+  try:  # the data and the picture's directory are checked before any training
+    mnist = data.load('mnist', config.data_dir)
+    ensure_writable_dir(os.path.dirname(flag_values.picture) or '.', what='picture directory')
+  except VAEError as e:
+    return fail(str(e))
+  print(f'MNIST from {config.data_dir}: {len(mnist.train_images):,} training and {len(mnist.test_images):,} test '
+        f'images; {flag_values.steps:,} steps of {config.batch_size}')
+  keras.utils.set_random_seed(config.seed)  # the initial weights
+  model = VAE(networks.build_encoder('fc', config.latent_dim), networks.build_decoder('fc', config.latent_dim))
+  optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+  started = time.perf_counter()
+  train_loop(model, optimizer, mnist.train_images, flag_values.steps, config.batch_size, config.seed,
+             config.beta, config.kl_warmup_steps, log_every=500)
+  seconds = time.perf_counter() - started
+
+  test = evaluate.make_evaluator(model)(mnist.test_images,
+                                         evaluate.eval_noise(config.seed, len(mnist.test_images), config.latent_dim))
+  print(f'test elbo {test["elbo"].mean():.2f}  rate {test["rate"].mean():.2f}  distortion '
+        f'{test["distortion"].mean():.2f}  ({seconds:.0f} s of training)')
+
+  if config.latent_dim == 2:
+    picture = viz.canvas_frame(model.decode(viz.latent_grid()).numpy())
+  else:
+    prior = np.random.default_rng(config.seed).normal(size=(100, config.latent_dim)).astype(np.float32)
+    picture = viz.probability_tile(model.decode(prior).numpy(), 10, 10)
+  try:
+    gifs.save_png(flag_values.picture, picture)
+  except OSError as e:
+    return fail(f'cannot write {flag_values.picture}: {e.strerror or e}')
+  print(f'wrote {flag_values.picture}')
+  return 0
+
+
+def fail(message):
+  print(f'error: {message}', file=sys.stderr)
+  return 1
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))
