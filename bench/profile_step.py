@@ -59,7 +59,7 @@ def main(argv):
   tf = import_tensorflow()
   import keras
   from bench import machine
-  from vae import data, engine, inputs, loop, train as train_lib
+  from vae import data, engine, inputs, loop
   steps_per_call = loop.STEPS_PER_CALL
 
   tf.config.experimental.enable_op_determinism()  # as in run.py

@@ -46,6 +46,10 @@ def test_a_run_writes_every_research_output(reference_run):
   assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])
+  # Every setting that defines the trained model, as the run's flags.json holds it.
+  from vae.config import RESUME_KEYS
+  flags = json.load(open(os.path.join(out, 'flags.json')))
+  assert {key: evaluation[key] for key in RESUME_KEYS} == {key: flags[key] for key in RESUME_KEYS}
   # The final test ELBO is the last epoch's, reused rather than computed again.
   assert f"{evaluation['test_elbo']:.6g}" == metrics_without_time(out)[-1]['test_elbo']
   curve = np.asarray(Image.open(os.path.join(out, 'loss_curve.png')).convert('L'))
