@@ -133,8 +133,10 @@ def make_known(dataset, paths):
     kind = 'images' if 'images' in name else 'labels'
     _registered[idx.read_idx_and_fingerprint(path, kind)[1]] = (dataset, name)
   data.KNOWN_CONTENTS.update(_registered)
-  with open(KNOWN_CONTENTS_FILE, 'w') as f:
+  # Replaced whole, never rewritten in place: a process starting meanwhile reads the old registry or the new one.
+  with open(KNOWN_CONTENTS_FILE + '.tmp', 'w') as f:
     json.dump(_registered, f)
+  os.replace(KNOWN_CONTENTS_FILE + '.tmp', KNOWN_CONTENTS_FILE)
 
 
 def user_env(**extra):

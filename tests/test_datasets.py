@@ -7,6 +7,7 @@ No network: Fashion-MNIST comes from the local HTTP mirror of test_download.py, 
 import csv
 import json
 import os
+import sys
 import threading
 import socket
 
@@ -17,7 +18,7 @@ from PIL import Image
 
 from vae import data, loop, networks, tfds_data, viz
 from vae.errors import DataError, DownloadError, VAEError
-from conftest import many_mains, refusing_port, run_py, write_mnist
+from conftest import REPO_ROOT, Started, many_mains, refusing_port, user_env, write_mnist
 from test_download import fashion_mirror  # noqa: F401  (the local mirror fixture)
 
 QUIET = lambda *args: None  # noqa: E731
@@ -183,12 +184,24 @@ def test_resuming_with_another_data_set_is_refused(tmp_path):
                log=QUIET)
 
 
-def test_run_py_finds_fashion_mnist_in_its_default_directory_and_records_it(tmp_path):
-  write_mnist(str(tmp_path / 'fashion_mnist'), dataset='fashion_mnist')
-  work = tmp_path / 'work'
+@pytest.fixture(scope='module', autouse=True)
+def default_directory_run(tmp_path_factory):
+  """run.py from a working directory beside ../fashion_mnist, started as the file's first test starts so that its
+  start-up overlaps the tests that run in this process: (Started, working directory)."""
+  root = tmp_path_factory.mktemp('default-directory')
+  write_mnist(str(root / 'fashion_mnist'), dataset='fashion_mnist')
+  work = root / 'work'
   work.mkdir()
-  result = run_py('--dataset=fashion_mnist', '--output_dir=out', '--epochs=1', '--updates_per_epoch=2',
-                  '--batch_size=16', '--eval_k=1', '--do_viz=False', cwd=work)
+  process = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=fashion_mnist', '--output_dir=out',
+                     '--epochs=1', '--updates_per_epoch=2', '--batch_size=16', '--eval_k=1', '--do_viz=False'],
+                    cwd=work, env=user_env())
+  yield process, work
+  process.stop()
+
+
+def test_run_py_finds_fashion_mnist_in_its_default_directory_and_records_it(default_directory_run):
+  process, work = default_directory_run
+  result = process.finished()
   assert result.returncode == 0 and result.stderr == '', result.stderr
   assert json.load(open(work / 'out' / 'flags.json'))['data_dir'] == os.path.join('..', 'fashion_mnist')
   assert next(csv.DictReader(open(work / 'out' / 'metrics.csv')))['dataset'] == 'fashion_mnist'

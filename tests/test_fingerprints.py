@@ -4,6 +4,7 @@ The synthetic sets of conftest stand in for the real ones: `write_mnist(dir, dat
 fingerprints known as that data set's, so each refusal line is checked without the real data.
 """
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from vae import data, idx
 from vae.errors import DataError
-from conftest import REPO_ROOT, offline_env, refusing_port, user_env, write_mnist
+from conftest import REPO_ROOT, Started, offline_env, refusing_port, user_env, write_mnist
 
 
 def test_each_file_is_accepted_for_its_contents_however_it_is_compressed(tmp_path):
@@ -101,13 +102,40 @@ def test_each_file_is_fingerprinted_once_per_process(tmp_path, monkeypatch):
     data.load('fashion_mnist', digits, mirrors=())  # checked again for another data set
 
 
-def test_run_py_refuses_a_mixed_up_directory_before_any_work(tmp_path, onednn):
-  clothes = str(tmp_path / 'clothes')
+@pytest.fixture(scope='module', autouse=True)
+def run_py_children(tmp_path_factory):
+  """The file's run.py processes, started as the file's first test starts, so that their start-up overlaps the
+  tests that run in this process: {name: (Started, directory)}."""
+  root = tmp_path_factory.mktemp('children')
+  clothes = str(root / 'clothes')
   write_mnist(clothes, dataset='fashion_mnist')
-  out = tmp_path / 'out'
-  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={clothes}',
-                           f'--output_dir={out}', '--epochs=1', '--updates_per_epoch=1'],
-                          capture_output=True, text=True, timeout=120, env=user_env())
+  children = {}
+  with contextlib.ExitStack() as stack:
+    for setting in ('0', '1'):  # both CPU paths: with oneDNN on, TensorFlow has start-up lines of its own
+      out = root / f'out-onednn{setting}'
+      children[f'mixed-up-{setting}'] = (Started(
+          [sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={clothes}', f'--output_dir={out}',
+           '--epochs=1', '--updates_per_epoch=1'], env=user_env(TF_ENABLE_ONEDNN_OPTS=setting)), out)
+    # The real TFDS path, with no mock, made offline by the test: the connection check meets a refusing port.
+    data_dir = root / 'tfds'
+    data_dir.mkdir()
+    (data_dir / 'notes.txt').write_text('mine')
+    port = stack.enter_context(refusing_port())
+    children['offline-tfds'] = (Started(
+        [sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=kmnist', f'--data_dir={data_dir}',
+         f'--output_dir={root / "tfds-out"}'], env=user_env(**offline_env(port))), data_dir)
+    children['clothes'] = clothes
+    yield children
+    for name, value in children.items():
+      if name != 'clothes':
+        value[0].stop()
+
+
+@pytest.mark.parametrize('setting', ['0', '1'], ids=['onednn-off', 'onednn-on'])
+def test_run_py_refuses_a_mixed_up_directory_before_any_work(run_py_children, setting):
+  clothes = run_py_children['clothes']
+  process, out = run_py_children[f'mixed-up-{setting}']
+  result = process.finished()
   assert result.returncode == 1
   assert result.stderr.splitlines() == [
       f'error: {clothes}/train-images-idx3-ubyte.gz holds Fashion-MNIST\'s training images, not MNIST\'s: use '
@@ -115,15 +143,9 @@ def test_run_py_refuses_a_mixed_up_directory_before_any_work(tmp_path, onednn):
   assert not out.exists()
 
 
-def test_an_offline_tfds_run_prints_exactly_one_line_and_leaves_the_data_directory_as_it_was(tmp_path):
-  # The real path, with no mock, made offline by the test: the connection check meets a refusing port.
-  data_dir = tmp_path / 'tfds'
-  data_dir.mkdir()
-  (data_dir / 'notes.txt').write_text('mine')
-  with refusing_port() as port:
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--dataset=kmnist',
-                             f'--data_dir={data_dir}', f'--output_dir={tmp_path / "out"}'],
-                            capture_output=True, text=True, timeout=120, env=user_env(**offline_env(port)))
+def test_an_offline_tfds_run_prints_exactly_one_line_and_leaves_the_data_directory_as_it_was(run_py_children):
+  process, data_dir = run_py_children['offline-tfds']
+  result = process.finished()
   assert result.returncode == 1
   lines = result.stderr.splitlines()
   assert len(lines) == 1, result.stderr
