@@ -8,7 +8,7 @@ from conftest import REPO_ROOT
 
 
 def test_every_test_that_tries_the_network_fails_and_loopback_passes():
-  result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:randomly', '-rA',
+  result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-n', '0', '-p', 'no:randomly', '-rA',
                            os.path.join(REPO_ROOT, 'tests', 'network_cases.py')],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
   outcomes = {line.split('::')[-1].split(' ')[0]: line.split(' ')[0] for line in result.stdout.splitlines()
