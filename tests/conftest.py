@@ -11,7 +11,8 @@ file `write_mnist` writes is made known as the data set it stands for: in this p
 process the tests spawn through tests/known_data/sitecustomize.py, which reads the registry file named by
 VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need the real data.
 
-Time: the tiny runs several files read are trained once per session (`shared_run`), and slow subprocesses can be
+Time: the tiny runs several files read are trained once per test process, i.e. per pytest-xdist worker
+(`shared_run`), and slow subprocesses can be
 started together (`Started`), so that the suite stays within minutes on a 2-core machine.
 """
 
