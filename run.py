@@ -32,6 +32,7 @@ from absl import flags
 from absl import logging
 
 from vae.config import SETTINGS, Config, define_flags, problem
+from vae.errors import fail
 
 
 # One flag per setting of vae/config.py, with its default and help, belonging to this script (as absl names it).
@@ -110,11 +111,6 @@ def parse_flags(argv):
     return FLAGS(argv)
   except flags.Error as e:
     sys.exit(fail(f'{e} (see python run.py --helpshort)'))
-
-
-def fail(message, status=1):
-  print(f'error: {message}', file=sys.stderr)
-  return status
 
 
 if __name__ == '__main__':

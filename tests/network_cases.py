@@ -1,11 +1,9 @@
 """Tests that try the network, each in its own way; tests/test_network_guard.py runs them and expects each to
 fail. Not collected by the suite itself (the name does not start with test_)."""
 
-import os
 import socket
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 

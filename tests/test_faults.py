@@ -4,7 +4,6 @@ import errno
 import gzip
 import os
 import select
-import signal
 import struct
 import subprocess
 import sys

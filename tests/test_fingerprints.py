@@ -7,7 +7,6 @@ fingerprints known as that data set's, so each refusal line is checked without t
 import contextlib
 import gzip
 import os
-import subprocess
 import sys
 
 import numpy as np

@@ -1,3 +1,5 @@
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 
 from vae import data, engine, evaluate, idx, inputs, model as model_lib, networks, streams, train
 from vae.config import Config
-from conftest import refusing_port, synthetic_digits, write_mnist
+from conftest import REPO_ROOT, Started, refusing_port, synthetic_digits, user_env, write_mnist
 
 
 def numpy_rate(mean, log_var):
@@ -200,6 +202,11 @@ def test_every_stream_key_is_distinct_across_seeds_tags_and_counters():
 def test_python_m_vae_train_runs_the_plain_loop_on_mnist_files(tmp_path, capsys):
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
+  # As a user starts it, with a 3-d latent space (prior samples instead of the canvas), while the same main
+  # runs here with the default 2-d one.
+  samples = tmp_path / 'samples.png'
+  shell = Started([sys.executable, '-m', 'vae.train', f'--data_dir={mnist_dir}', '--steps=2', '--batch_size=16',
+                   '--latent_dim=3', f'--picture={samples}'], cwd=REPO_ROOT, env=user_env())
   picture = tmp_path / 'pictures' / 'canvas.png'
   status = train.main(['vae.train', f'--data_dir={mnist_dir}', '--steps=60', '--batch_size=32',
                        '--learning_rate=3e-3', f'--picture={picture}'])
@@ -214,6 +221,15 @@ def test_python_m_vae_train_runs_the_plain_loop_on_mnist_files(tmp_path, capsys)
   assert elbo == pytest.approx(-(rate + distortion), abs=0.02) and elbo > -losses[0]
   assert lines[-1] == f'wrote {picture}'
   assert np.asarray(Image.open(picture)).shape == (15 * 28, 15 * 28)  # the canvas of the 2-d latent plane
+  result = shell.finished()
+  assert (result.returncode, result.stderr) == (0, '')  # no TensorFlow start-up line, whichever CPU path
+  assert result.stdout.splitlines()[-1] == f'wrote {samples}'
+  assert np.asarray(Image.open(samples)).shape == (10 * 28, 10 * 28)  # 100 prior samples
+  assert train.main(['vae.train', '--help']) == 0
+  help_text = capsys.readouterr().out
+  for name in ('data_dir', 'steps', 'batch_size', 'latent_dim', 'learning_rate', 'seed', 'beta', 'kl_warmup_steps',
+               'picture'):
+    assert f'--{name}' in help_text, name
 
 
 def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
@@ -225,7 +241,7 @@ def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, mo
         (['--steps=0'], '--steps must be a positive integer, got 0'),
         (['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
         (['--beta=-1'], '--beta must be a finite number >= 0, got -1.0'),
-        (['--epochs=3'], "Unknown command line flag 'epochs' (see python -m vae.train --helpfull)"),
+        (['--epochs=3'], "Unknown command line flag 'epochs' (see python -m vae.train --help)"),
         (['surplus'], 'unexpected arguments: surplus (flags look like --name=value)'),
         ([f'--data_dir={tmp_path / "empty"}'], 'MNIST could not be downloaded: no mirror could be reached '
          f'(Connection refused). Put {", ".join(n + ".gz" for n in idx.FILE_NAMES)} into {tmp_path / "empty"}, '
@@ -238,3 +254,9 @@ def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, mo
   write_mnist(mnist_dir)
   assert train.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={blocker}/canvas.png']) == 1
   assert capsys.readouterr().err == f'error: picture directory {blocker} is a file, not a directory\n'
+
+  def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(train, 'train_loop', ctrl_c)
+  assert train.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={tmp_path / "canvas.png"}']) == 130
+  assert capsys.readouterr().err == 'error: interrupted\n'

@@ -2,9 +2,18 @@
 
 Anything a user can cause (a bad flag, a broken data file, no network, a directory that cannot be written) is
 raised as a `VAEError` whose message is one self-contained line: what went wrong and what to do about it.
-`run.py` catches exactly this class, prints the message and exits non-zero, so a user never sees a traceback
+`run.py` catches exactly this class, prints the message with `fail` and exits non-zero, so a user never sees a traceback
 for a problem that is theirs to fix. Anything else that escapes is a bug in this package and keeps its traceback.
 """
+
+
+import sys
+
+
+def fail(message, status=1):
+  """How every entry point ends on a user's problem: `error: MESSAGE` on stderr; returns the exit status."""
+  print(f'error: {message}', file=sys.stderr)
+  return status
 
 
 class VAEError(Exception):

@@ -31,6 +31,8 @@ import sys
 from absl import app
 from absl import flags
 
+from vae.errors import fail
+
 flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.')
 flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.')
 flags.DEFINE_string('save_dir', None, 'Where the pictures go; default: <output_dir>/explore.')
@@ -178,11 +180,6 @@ def main(argv):
   except VAEError as e:
     return fail(str(e))
   return 0
-
-
-def fail(message, status=1):
-  print(f'error: {message}', file=sys.stderr)
-  return status
 
 
 def parse_flags(argv):

@@ -6,10 +6,10 @@ r"""Many runs, one table: `python -m vae.report DIR [DIR ...]` prints a markdown
 It reads each run directory's flags.json, metrics.csv and evaluation.json, and prints one column per flag whose
 value differs between the runs (the flags they all share are listed once, above the table), then the test ELBO,
 the log-likelihood estimate with its k, the active units, and the wall time: the seconds of the epochs
-(metrics.csv) plus those of the final estimate (evaluation.json), not counting start-up, gifs or export. Runs that differ only in
---seed are one row, each number as mean ± sample standard deviation (n - 1 in the denominator) with n the number
-of seeds. A directory that is not a finished run (no evaluation.json yet, or not a run at all) is named on stderr,
-one line each, and left out.
+(metrics.csv) plus those of the final estimate (evaluation.json), not counting start-up, gifs or export. Runs
+that differ only in --seed are one row, each number as mean ± sample standard deviation (n - 1 in the
+denominator) with n the number of seeds. A directory that is not a finished run (no evaluation.json yet, or not
+a run at all) is named on stderr, one line each, and left out.
 
 Nothing here needs TensorFlow: it reads files only.
 """

@@ -149,7 +149,7 @@ def main(argv):
   from absl import flags
 
   from vae import config as config_lib, data, evaluate, gifs, networks, viz
-  from vae.errors import VAEError
+  from vae.errors import VAEError, fail
   from vae.fileio import ensure_writable_dir
   from vae.model import VAE
 
@@ -160,10 +160,13 @@ def main(argv):
                        'Training steps (the default is run.py\'s 100 epochs of 100).', flag_values=flag_values)
   flags.DEFINE_string('picture', 'plain_loop.png', 'Where to save the picture: the decoded 15x15 grid over the '
                       'latent plane with --latent_dim=2, 100 prior samples otherwise.', flag_values=flag_values)
+  if any(argument in ('-h', '--help', '--helpshort', '--helpfull') for argument in argv[1:]):
+    print('python -m vae.train: train_loop on MNIST with the default fc VAE.\n\nflags:\n' + flag_values.get_help())
+    return 0
   try:
     arguments = flag_values(argv)
   except flags.Error as e:
-    return fail(f'{e} (see python -m vae.train --helpfull)')
+    return fail(f'{e} (see python -m vae.train --help)')
   if len(arguments) > 1:
     return fail(f'unexpected arguments: {" ".join(arguments[1:])} (flags look like --name=value)')
   config = dataclasses.replace(defaults, **{name: flag_values[name].value for name in PLAIN_LOOP_SETTINGS})
@@ -184,8 +187,11 @@ def main(argv):
   optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
 
   started = time.perf_counter()
-  train_loop(model, optimizer, mnist.train_images, flag_values.steps, config.batch_size, config.seed,
-             config.beta, config.kl_warmup_steps, log_every=500)
+  try:
+    train_loop(model, optimizer, mnist.train_images, flag_values.steps, config.batch_size, config.seed,
+               config.beta, config.kl_warmup_steps, log_every=500)
+  except KeyboardInterrupt:  # nothing is saved during the loop, so nothing is lost but the training
+    return fail('interrupted', status=130)
   seconds = time.perf_counter() - started
 
   test = evaluate.make_evaluator(model)(mnist.test_images,
@@ -204,11 +210,6 @@ def main(argv):
     return fail(f'cannot write {flag_values.picture}: {e.strerror or e}')
   print(f'wrote {flag_values.picture}')
   return 0
-
-
-def fail(message):
-  print(f'error: {message}', file=sys.stderr)
-  return 1
 
 
 if __name__ == '__main__':
