@@ -21,97 +21,82 @@ samples.gif and reconstructions.gif when latent_dim is not 2), loss_curve.png, e
 export/decoder.keras, and evaluation.json (test ELBO, the importance-weighted log-likelihood estimate, active
 units). `python -m vae.explore --output_dir=DIR` then draws samples, reconstructions and interpolations.
 
-The flags are defined here from the settings declared in vae/config.py (name, default, help, rules), and only
-here; the package's functions take explicit arguments.
+The flags are defined here from the settings declared in vae/config.py (name, default, help, rules), on this
+command's own vae/cli.py `Command`; the package's functions take explicit arguments.
 """
 
 import sys
 
-from absl import app
 from absl import flags
-from absl import logging
 
-from vae.config import SETTINGS, Config, define_flags, problem
+from vae import cli, data
+from vae.config import SETTINGS, Config, define_flags, problem, shape_problem
 from vae.errors import fail
 
-
-# One flag per setting of vae/config.py, with its default and help, belonging to this script (as absl names it).
-define_flags(flags.FLAGS, module_name=sys.argv[0] if __name__ == '__main__' else __name__)
+COMMAND = cli.Command('python run.py', 'Train a variational autoencoder (or resume its run), then estimate its '
+                      'test log-likelihood; --eval_only re-estimates a trained run.')
+define_flags(COMMAND.flags)  # one flag per setting of vae/config.py, with its default and help
 flags.DEFINE_boolean('eval_only', False,
                      'Do not train: restore the run in --output_dir (its own saved flags define the model and the '
-                     'data set) and re-estimate its test ELBO and log-likelihood with --eval_k.')
-
-FLAGS = flags.FLAGS
-
-
-def config_from_flags(**overrides):
-  """The `Config` the flags describe."""
-  return Config(**{**{setting.name: FLAGS[setting.name].value for setting in SETTINGS}, **overrides})
+                     'data set) and re-estimate its test ELBO and log-likelihood with --eval_k.',
+                     flag_values=COMMAND.flags)
 
 
-def validate_flags():
-  """Checks the flags that need no imports; returns an error line or None."""
-  if FLAGS.eval_only and FLAGS.fresh:
+def config_from_flags(flag_values):
+  """The `Config` the flags describe, with --data_dir resolved for --dataset unless it was given."""
+  values = {setting.name: flag_values[setting.name].value for setting in SETTINGS}
+  given = values['data_dir'] if cli.was_given(flag_values, 'data_dir') else None
+  return Config(**dict(values, data_dir=data.resolve_data_dir(values['dataset'], given)))
+
+
+def flag_problem(flag_values, config):
+  """The first problem with the flags that needs no TensorFlow (nor the data set's files), as one line, or None."""
+  if flag_values.eval_only and flag_values.fresh:
     return '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'
-  return problem(config_from_flags())
+  if flag_values.eval_only:
+    return None  # the run's own flags.json defines the model
+  return problem(config) or (architecture_problem(config) if config.dataset in data.IDX_NAMES else None)
 
 
-def run_flags():
-  """This script's flags as {name: value}, for flags.json."""
-  return {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.argv[0])}
+def architecture_problem(config):
+  """Whether the architectures take the data set's images (known from its metadata, before any work)."""
+  image_shape, _ = data.describe(config.dataset, config.data_dir)
+  for which in ('encoder', 'decoder'):
+    architecture = getattr(config, f'{which}_architecture')
+    misfit = shape_problem(architecture, image_shape)
+    if misfit:
+      return f'--{which}_architecture={architecture} does not fit --dataset={config.dataset}: {misfit}'
+  return None
 
 
-def main(argv):
-  # absl's INFO logging would interleave TensorFlow's checkpoint chatter with our progress lines.
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    return fail(f'unexpected arguments: {" ".join(argv[1:])} (flags look like --name=value)')
-  flag_problem = validate_flags()
-  if flag_problem:
-    return fail(flag_problem)
+def train_or_evaluate(flag_values, arguments):
+  """The body of `python run.py`; returns the exit status (a VAEError ends it with its line, vae/cli.py)."""
+  del arguments
+  config = config_from_flags(flag_values)
+  line = flag_problem(flag_values, config)
+  if line:
+    return fail(line)
 
-  # Imported only now, so that a mistyped flag is reported at once rather than after TensorFlow's start-up,
-  # and through vae.quiet, so that TensorFlow's C++ start-up lines stay off the terminal.
+  # Only now TensorFlow, through vae.quiet, so that its C++ start-up lines stay off the terminal.
   from vae.quiet import import_tensorflow
   import_tensorflow()
-  from vae import data, networks
-  from vae.errors import VAEError
-  from vae.loop import Interrupted, evaluate_saved_run, run_training
+  from vae.loop import evaluate_saved_run, run_training
 
-  for which, registry in (('encoder', networks.ENCODERS), ('decoder', networks.DECODERS)):
-    name = FLAGS[f'{which}_architecture'].value
-    if name not in registry:
-      return fail(f'--{which}_architecture must be one of {", ".join(sorted(registry))}, got {name!r}')
-  data_dir = FLAGS.data_dir if FLAGS['data_dir'].present else data.default_data_dir(FLAGS.dataset)
-
-  try:
-    if FLAGS.eval_only:
-      evaluate_saved_run(FLAGS.output_dir, FLAGS.eval_k, data_dir=FLAGS.data_dir if FLAGS['data_dir'].present else None)
-      return 0
-    # The data set's image shape decides which architectures fit: checked from its metadata, before any work.
-    image_shape, _ = data.describe(FLAGS.dataset, data_dir)
-    for which in ('encoder', 'decoder'):
-      misfit = networks.shape_problem(FLAGS[f'{which}_architecture'].value, image_shape)
-      if misfit:
-        return fail(f'--{which}_architecture={FLAGS[f"{which}_architecture"].value} does not fit --dataset='
-                    f'{FLAGS.dataset}: {misfit}')
-    run_training(config_from_flags(data_dir=data_dir), flag_values=dict(run_flags(), data_dir=data_dir))
-  except Interrupted as e:
-    return fail(str(e), status=130)
-  except VAEError as e:
-    return fail(str(e))
-  except KeyboardInterrupt:  # outside the epoch loop: nothing to keep
-    return fail('interrupted', status=130)
+  if flag_values.eval_only:
+    evaluate_saved_run(config.output_dir, config.eval_k,
+                       data_dir=flag_values.data_dir if cli.was_given(flag_values, 'data_dir') else None)
+    return 0
+  if config.dataset not in data.IDX_NAMES:  # a TFDS data set: its metadata needs tensorflow-datasets
+    line = architecture_problem(config)
+    if line:
+      return fail(line)
+  run_training(config, flag_values=dict(flag_values.flag_values_dict(), data_dir=config.data_dir))
   return 0
 
 
-def parse_flags(argv):
-  """absl's parser, with its two-line complaint about a malformed flag turned into our one-line form."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(fail(f'{e} (see python run.py --helpshort)'))
+def main(argv=None):
+  return COMMAND.main(train_or_evaluate, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  sys.exit(main())

@@ -1,10 +1,11 @@
-"""Runs the `main` of run.py (or of `python -m vae.explore`) on many command lines in one process.
+"""Runs the `main` of run.py (or of `python -m vae.explore`, ...) on many command lines in one process.
 
     python tests/many_mains.py run '[["--latent_dim=0"], ["--epochs=0", "--output_dir=/tmp/x"]]'
 
-prints one JSON line: [[exit status, stderr, stdout], ...], one per command line, in order. Each command line is
-parsed afresh (absl's flags are reset in between) and goes through the same parse_flags and main as from a shell,
-so a test can check many refusals for the price of one Python and TensorFlow start-up.
+prints one JSON line: [[exit status, stderr, stdout], ...], one per command line, in order. Each command line goes
+through the same `main(argv)` as from a shell (vae/cli.py parses it afresh each time), and the caches a process
+keeps between command lines (vae/data.py's verified files) are cleared in between, so a test can check many
+command lines for the price of one Python and TensorFlow start-up, each as a fresh process would see it.
 """
 
 import contextlib
@@ -24,12 +25,13 @@ def main():
   sys.argv = [program]
   module = importlib.import_module(module_name)
   results = []
+  from vae import data
   for arguments in command_lines:
-    module.FLAGS.unparse_flags()
+    data.forget_verified_files()
     stderr, stdout = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
       try:
-        status = module.main(module.parse_flags([program] + arguments))
+        status = module.main([program] + arguments)
       except SystemExit as e:
         status = e.code
     results.append([status, stderr.getvalue(), stdout.getvalue()])

@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from vae import data, loop, networks, tfds_data, viz
+from vae import config, data, loop, networks, tfds_data, viz
 from vae.errors import DataError, DownloadError, VAEError
 from conftest import REPO_ROOT, Started, many_mains, refusing_port, user_env, write_mnist
 from test_download import fashion_mirror  # noqa: F401  (the local mirror fixture)
@@ -34,9 +34,12 @@ def test_fashion_mnist_is_downloaded_verified_and_named(tmp_path, fashion_mirror
 
 def test_each_data_set_has_a_default_directory_of_its_own(tmp_path):
   # The original's ../mnist stays MNIST's; Fashion-MNIST's files have the same names, so they must not share it.
-  assert data.default_data_dir('mnist') == os.path.join('..', 'mnist')
-  assert data.default_data_dir('fashion_mnist') == os.path.join('..', 'fashion_mnist')
-  assert data.default_data_dir('emnist/letters') == os.path.join('..', 'tensorflow_datasets')
+  assert data.resolve_data_dir('mnist') == os.path.join('..', 'mnist')
+  assert data.resolve_data_dir('fashion_mnist') == os.path.join('..', 'fashion_mnist')
+  assert data.resolve_data_dir('emnist/letters') == os.path.join('..', 'tensorflow_datasets')
+  # --data_dir when given, else the one the saved run used
+  assert data.resolve_data_dir('mnist', 'mine', 'saved') == 'mine'
+  assert data.resolve_data_dir('mnist', None, 'saved') == 'saved'
 
 
 def test_fashion_mnist_offline_names_itself(tmp_path):
@@ -120,10 +123,10 @@ def test_data_sets_that_do_not_fit_are_refused(tmp_path):
     data.describe('imdb_reviews', str(tmp_path))
   with pytest.raises(DataError, match=r'^cats_vs_dogs has images of varying shape'):
     data.describe('cats_vs_dogs', str(tmp_path))
-  assert networks.shape_problem('conv', (96, 96, 3)) == (
+  assert config.shape_problem('conv', (96, 96, 3)) == (
       'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not 96x96x3; the fc networks take any '
       'shape')
-  assert networks.shape_problem('fc', (96, 96, 3)) is None
+  assert config.shape_problem('fc', (96, 96, 3)) is None
   assert networks.build_encoder('fc', 2, (96, 96, 3)).inputs[0].shape[-1] == 96 * 96 * 3
   results = many_mains('run', [
       ['--dataset=stl10', '--encoder_architecture=conv', f'--output_dir={tmp_path / "out"}', f'--data_dir={tmp_path}'],

@@ -3,7 +3,7 @@
 import os
 import re
 
-from vae.config import RESUME_KEYS, SETTINGS
+from vae.config import RESUME_KEYS, RESUME_REASONS, SETTINGS
 from conftest import REPO_ROOT
 
 README = open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8').read()
@@ -33,7 +33,8 @@ def test_the_flag_table_lists_every_setting_with_its_default():
   assert table['eval_only'] == 'False'
 
 
-def test_the_resume_list_is_the_settings_a_resume_must_match():
-  sentence = README[README.index('Resuming with flags that change the model'):]
-  sentence = sentence[:sentence.index('is refused')]
-  assert re.findall(r'`--(\w+)`', sentence) == list(RESUME_KEYS)
+def test_the_resume_table_is_the_settings_a_resume_must_match_with_their_reasons():
+  section = README[README.index('| setting | why a resume must keep it |'):]
+  section = section[:section.index('\n\n')]
+  rows = re.findall(r'^\| `--(\w+)` \| (.+) \|$', section, flags=re.MULTILINE)
+  assert dict(rows) == RESUME_REASONS and [name for name, _ in rows] == list(RESUME_KEYS)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import engine, evaluate, loop, model as model_lib, networks, streams, train
+from vae import engine, evaluate, loop, model as model_lib, networks, objectives, streams, train
 from conftest import synthetic_digits, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
@@ -45,9 +45,9 @@ def test_the_k_sample_objectives_match_numpy():
   iwae = np.mean(np.log(np.mean(np.exp(log_w - log_w.max(0)), 0)) + log_w.max(0))     # L_5, the hard way
   kl = 0.5 * np.sum(mean ** 2 + np.exp(log_var) - log_var - 1, -1)
   elbo = np.mean(log_px_z.mean(0) - kl)
-  np.testing.assert_allclose(float(train.k_sample_loss(vae, x, eps, 'iwae')), -iwae, rtol=1e-5)
-  np.testing.assert_allclose(float(train.k_sample_loss(vae, x, eps, 'elbo')), -elbo, rtol=1e-5)
-  np.testing.assert_allclose(float(train.k_sample_loss(vae, x, eps, 'elbo', rate_weight=0.0)),
+  np.testing.assert_allclose(float(objectives.negative_iwae_bound(vae, x, eps)), -iwae, rtol=1e-5)
+  np.testing.assert_allclose(float(objectives.negative_k_sample_elbo(vae, x, eps)), -elbo, rtol=1e-5)
+  np.testing.assert_allclose(float(objectives.negative_k_sample_elbo(vae, x, eps, rate_weight=0.0)),
                              -np.mean(log_px_z.mean(0)), rtol=1e-5)
 
 
@@ -55,8 +55,8 @@ def test_the_iwae_bound_is_above_the_k_sample_elbo():
   vae = tiny_model()
   x = grey_images(32)
   eps = tf.random.stateless_normal([5, 32, 2], seed=[0, 1])
-  log_w = vae.log_weights(x, eps).numpy().astype(np.float64)                           # [5, 32]
-  bound = -float(train.k_sample_loss(vae, x, eps, 'iwae'))
+  log_w = vae.k_sample_terms(x, eps)['log_weight'].numpy().astype(np.float64)                           # [5, 32]
+  bound = -float(objectives.negative_iwae_bound(vae, x, eps))
   # Jensen, sample by sample: log mean w >= mean log w, for every image and every draw.
   per_image = np.log(np.mean(np.exp(log_w - log_w.max(0)), 0)) + log_w.max(0)
   assert np.all(per_image >= log_w.mean(0) - 1e-4)
@@ -70,7 +70,7 @@ def test_one_sample_elbo_is_the_plain_train_step_bit_for_bit():
   vae_a, vae_b = tiny_model(), tiny_model()
   optimizer_a, optimizer_b = keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2)
   loss_a = train.train_step(vae_a, optimizer_a, x, eps)
-  loss_b = train.k_sample_step(vae_b, optimizer_b, x, eps[None], 'elbo')
+  loss_b = train.train_step(vae_b, optimizer_b, x, eps[None], loss=objectives.negative_k_sample_elbo)
   np.testing.assert_allclose(float(loss_a), float(loss_b), rtol=1e-6)  # the same maths by another route
   # The engine itself runs train_step for k = 1: checked bit for bit in test_model.py.
 
@@ -123,3 +123,31 @@ def test_dynamic_binarisation_draws_the_same_pixels_at_the_same_step_and_new_one
   np.testing.assert_array_equal(at(0, 7), at(0, 7))
   assert np.mean(at(0, 7) != at(0, 8)) > 0.4  # independent draws differ in about half the pixels
   assert np.mean(at(0, 7) != at(1, 7)) > 0.4
+
+
+def test_each_objective_is_built_in_one_place_and_an_unknown_one_is_refused():
+  assert objectives.training_loss('elbo', 1) is objectives.negative_elbo
+  assert objectives.training_loss('elbo', 5) is objectives.negative_k_sample_elbo
+  assert objectives.training_loss('iwae', 1) is objectives.negative_iwae_bound
+  assert objectives.samples_per_image('elbo', 1) is None and objectives.samples_per_image('iwae', 1) == 1
+  with pytest.raises(ValueError, match="--objective must be one of elbo, iwae, got 'vae'"):
+    objectives.training_loss('vae', 1)
+  from vae.config import Config, SETTINGS
+  choices = next(f.metadata['choices'] for f in SETTINGS if f.name == 'objective')
+  assert choices == tuple(objectives.OBJECTIVES) and Config.objective in choices
+
+
+def test_iwae_with_one_sample_is_the_sampled_kl_estimator_of_the_elbo():
+  """-L_1 = distortion + log q(z|x) - log p(z) at the sample: the ELBO with its KL sampled, which is not the
+  default's closed-form-KL loss for the same noise, though both have the same expectation."""
+  vae = tiny_model()
+  x = grey_images(8)
+  eps = np.random.default_rng(2).normal(size=(1, 8, 2)).astype(np.float32)
+  log_w, mean, log_var, log_px_z = numpy_log_weights(vae, x, eps)
+  sampled_kl = -(log_w[0] - log_px_z[0])                                  # log q(z|x) - log p(z), [B]
+  np.testing.assert_allclose(float(objectives.negative_iwae_bound(vae, x, eps)),
+                             np.mean(-log_px_z[0] + sampled_kl), rtol=1e-5)
+  closed_kl = 0.5 * np.sum(mean ** 2 + np.exp(log_var) - log_var - 1, -1)
+  np.testing.assert_allclose(float(objectives.negative_elbo(vae, x, eps[0])), np.mean(-log_px_z[0] + closed_kl),
+                             rtol=1e-5)
+  assert abs(np.mean(sampled_kl - closed_kl)) > 1e-3  # two estimators, not one

@@ -187,7 +187,7 @@ def _trained_tiny_model():
 def test_log_importance_weights_match_numpy():
   vae, images = _trained_tiny_model()
   eps = np.random.default_rng(0).normal(size=(3, 4, 2)).astype(np.float32)
-  got = vae.log_weights(tf.constant(images[:4]), tf.constant(eps)).numpy()
+  got = vae.k_sample_terms(tf.constant(images[:4]), tf.constant(eps))['log_weight'].numpy()
   mean, log_var = (t.numpy().astype(np.float64) for t in vae.encode(images[:4]))
   z = mean + np.exp(0.5 * log_var) * eps
   logits = vae.decode(z.reshape(12, 2).astype(np.float32)).numpy().astype(np.float64).reshape(3, 4, 784)
@@ -325,10 +325,10 @@ def test_a_dimension_the_encoder_ignores_is_not_an_active_unit():
     posterior.set_weights([kernel, bias])
     mean, log_var = (t.numpy() for t in vae.encode(images))
     assert evaluate.active_units(mean) == 1
-    terms = vae.terms(images, tf.zeros([len(images), 2]))
+    terms = evaluate.make_evaluator(vae)(images, tf.zeros([len(images), 2]))
     rates = evaluate.mean_rate_per_dimension(terms['rate_per_dimension'])
     assert rates[1] == 0.0 and rates[0] > 0.1
-    np.testing.assert_allclose(rates.sum(), terms['rate'].numpy().mean(), rtol=1e-5)
+    np.testing.assert_allclose(rates.sum(), terms['rate'].mean(), rtol=1e-5)
   finally:
     _trained_tiny_model.cache_clear()  # the model was changed: later tests train a fresh one
 
@@ -366,7 +366,7 @@ def test_explore_needs_only_the_export(reference_run, shared_run, tmp_path):
     assert (status, stderr) == (0, '') and f'{kind} interpolation' in stdout
   for pictures in (runs[2] / 'explore', runs[5] / 'explore', elsewhere):
     assert np.asarray(Image.open(pictures / 't_samples.png')).shape == (2 * 28, 10 * 28)
-    assert np.asarray(Image.open(pictures / 't_reconstructions.png')).shape == (4 * 28, 10 * 28)
+    assert np.asarray(Image.open(pictures / 't_mean_reconstructions.png')).shape == (4 * 28, 10 * 28)
     assert np.asarray(Image.open(pictures / 't_interpolations.png')).shape == (3 * 28, 5 * 28)
     with Image.open(pictures / 't_interpolation.gif') as gif:
       assert gif.n_frames == 2 * 5 - 2 and gif.size == (3 * 28, 28)
@@ -422,7 +422,7 @@ def test_explore_refuses_bad_flags_and_directories_with_one_line(reference_run, 
       (['--pairs=0'], '--pairs must be a positive integer, got 0'),
       (['--steps=1'], '--steps must be at least 2, got 1'),
       (['--seed=-1'], '--seed must be >= 0, got -1'),
-      (['--nope=1'], "Unknown command line flag 'nope' (see python -m vae.explore --helpshort)"),
+      (['--nope=1'], "Unknown command line flag 'nope' (see python -m vae.explore --help)"),
       ([f'--output_dir={tmp_path / "nothing"}'], f'--output_dir {tmp_path / "nothing"} does not exist'),
       ([f'--output_dir={tmp_path}'], f'{tmp_path} holds no exported model (export/encoder.keras and '
                                      f'export/decoder.keras); train a run there first'),

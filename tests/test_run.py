@@ -124,16 +124,16 @@ REFUSALS = [
     ('--eval_k=0', '--eval_k must be a positive integer, got 0'),
     ('--train_k=0', '--train_k must be a positive integer, got 0'),
     ('--latent_dim=two', "flag --latent_dim=two: invalid literal for int() with base 10: 'two' "
-                         "(see python run.py --helpshort)"),
+                         "(see python run.py --help)"),
     ('--batch_size=1.5', "flag --batch_size=1.5: invalid literal for int() with base 10: '1.5' "
-                         "(see python run.py --helpshort)"),
+                         "(see python run.py --help)"),
     ('--learning_rate=0', '--learning_rate must be a positive finite number, got 0.0'),
     ('--learning_rate=nan', '--learning_rate must be a positive finite number, got nan'),
     ('--learning_rate=inf', '--learning_rate must be a positive finite number, got inf'),
     ('--learning_rate=-0.1', '--learning_rate must be a positive finite number, got -0.1'),
     ('--binarize=sometimes', 'flag --binarize=sometimes: value should be one of <none|dynamic|static> '
-                             '(see python run.py --helpshort)'),
-    ('--objective=vae', 'flag --objective=vae: value should be one of <elbo|iwae> (see python run.py --helpshort)'),
+                             '(see python run.py --help)'),
+    ('--objective=vae', 'flag --objective=vae: value should be one of <elbo|iwae> (see python run.py --help)'),
     ('--seed=-1', '--seed must be >= 0, got -1'),
     ('--beta=-0.5', '--beta must be a finite number >= 0, got -0.5'),
     ('--beta=inf', '--beta must be a finite number >= 0, got inf'),
@@ -145,10 +145,12 @@ REFUSALS = [
                                               'rate term to weigh: it needs --beta=1 and --kl_warmup_steps=0 (use '
                                               '--objective=elbo for a beta-VAE or a warm-up)'),
     ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
-    ('--no_such_flag=1', "Unknown command line flag 'no_such_flag' (see python run.py --helpshort)"),
+    ('--no_such_flag=1', "Unknown command line flag 'no_such_flag' (see python run.py --help)"),
     ('surplus', 'unexpected arguments: surplus (flags look like --name=value)'),
-    ('--encoder_architecture=mlp', "--encoder_architecture must be one of conv, fc, got 'mlp'"),
-    ('--decoder_architecture=CONV', "--decoder_architecture must be one of conv, fc, got 'CONV'"),
+    ('--encoder_architecture=mlp', 'flag --encoder_architecture=mlp: value should be one of <fc|conv> (see python '
+                                   'run.py --help)'),
+    ('--decoder_architecture=CONV', 'flag --decoder_architecture=CONV: value should be one of <fc|conv> (see python '
+                                    'run.py --help)'),
 ]
 
 
@@ -166,7 +168,7 @@ def test_a_bad_flag_from_the_shell_is_one_line_and_exit_status_1(started):
       1, 'error: --latent_dim must be a positive integer, got 0\n', '')
   result = started['latent_dim=two', None][0].finished()
   assert result.returncode == 1 and result.stderr.splitlines() == [
-      "error: flag --latent_dim=two: invalid literal for int() with base 10: 'two' (see python run.py --helpshort)"]
+      "error: flag --latent_dim=two: invalid literal for int() with base 10: 'two' (see python run.py --help)"]
 
 
 def test_the_flags_and_their_help_come_from_the_settings(started):

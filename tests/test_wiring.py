@@ -1,6 +1,6 @@
 """From a setting to the training step, through real runs: what each step of `loop.run_training` receives.
 
-A recorder sits at the entrance of the training step (`engine.train_step`, `engine.k_sample_step`) and writes
+A recorder sits at the entrance of the training step (`engine.train_step`, whatever the objective) and writes
 down, for every global step, the pixels x the step trains on and the weight of the rate. It reads the step number
 from the optimiser's own counter, which the checkpoint restores, so a resumed run's steps are keyed as an
 uninterrupted run's are. The recorder is a `tf.py_function`, which XLA cannot compile, so these runs take the
@@ -40,8 +40,7 @@ def recorded_steps(monkeypatch):
       return step_fn(model, optimizer, x, eps, *args)
     return step
 
-  monkeypatch.setattr(engine, 'train_step', recorded(engine.train_step, 0))          # (rate_weight)
-  monkeypatch.setattr(engine, 'k_sample_step', recorded(engine.k_sample_step, 1))    # (objective, rate_weight)
+  monkeypatch.setattr(engine, 'train_step', recorded(engine.train_step, 0))          # (rate_weight, loss)
   monkeypatch.setattr(loop, 'use_xla', lambda *architectures: False)
   return seen
 

@@ -2,9 +2,9 @@
 
 Every field of `Config` is one setting. Its metadata says everything else about it:
 
-    help      the flag's help text (`python run.py --helpfull`)
-    resume    whether a run may only be resumed with the same value (it shapes the model, the data or the random
-              streams); vae/rundir.py refuses a resume that changes one
+    help      the flag's help text (`python run.py --help`)
+    resume    why a run may only be resumed with the same value, or None if it may change between two parts of a
+              run; vae/rundir.py refuses a resume that changes one, and says why
     minimum   the smallest allowed value of a number, checked before any work
     choices   the allowed values of a string with a fixed set of them
 
@@ -18,8 +18,25 @@ with this file) follow from the field.
 import dataclasses
 import math
 
+from vae.objectives import OBJECTIVES
 
-def setting(default, description, resume=False, minimum=None, choices=None):
+# The names behind --encoder_architecture and --decoder_architecture: vae/networks.py builds each (its ENCODERS
+# and DECODERS have exactly these keys). Here, so that a mistyped name is refused before Keras is imported.
+ARCHITECTURES = ('fc', 'conv')
+CONV_SIZES = (28, 32)      # the image heights (= widths) the conv networks are laid out for
+CONV_CHANNELS = (1, 3)
+
+
+def shape_problem(architecture, image_shape):
+  """Why `architecture` cannot take images of `image_shape` (H, W, C), as one line, or None if it can."""
+  height, width, channels = image_shape
+  if architecture == 'conv' and not (height == width and height in CONV_SIZES and channels in CONV_CHANNELS):
+    return (f'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not {height}x{width}x{channels}; '
+            f'the fc networks take any shape')
+  return None
+
+
+def setting(default, description, resume=None, minimum=None, choices=None):
   """One field of `Config`: its default, and the metadata described above (`description` becomes `help`)."""
   return dataclasses.field(default=default, metadata={'help': description, 'resume': resume, 'minimum': minimum,
                                                        'choices': choices})
@@ -30,49 +47,54 @@ class Config:
   # The flags of the original script, with its defaults.
   latent_dim: int = setting(
       2, 'Size of the latent code z. With 2, --do_viz draws the latent space itself (spread and canvas); with '
-      'more, a PCA spread, prior samples and reconstructions.', resume=True, minimum=1)
-  batch_size: int = setting(128, 'Training minibatch size.', resume=True, minimum=1)
+      'more, a PCA spread, prior samples and reconstructions.', resume='it sets the size of the networks\' weights', minimum=1)
+  batch_size: int = setting(128, 'Training minibatch size.',
+                               resume='the images and noise of every step depend on it', minimum=1)
   encoder_architecture: str = setting(
       'fc', 'Encoder: "fc" (any image shape) or "conv" (28x28 or 32x32 images, see --dataset). Any encoder pairs '
-      'with any decoder; see vae/networks.py to add one.', resume=True)
-  decoder_architecture: str = setting('fc', 'Decoder: "fc" or "conv", as the encoder.', resume=True)
+      'with any decoder; to add one, see vae/networks.py.', resume='it is the encoder network',
+      choices=ARCHITECTURES)
+  decoder_architecture: str = setting('fc', 'Decoder: "fc" or "conv", as the encoder.',
+                                      resume='it is the decoder network', choices=ARCHITECTURES)
   epochs: int = setting(
       100, 'Number of epochs. An epoch is --updates_per_epoch steps, not a full pass over the data, as in the '
       'original. Raising it and rerunning continues a finished run.', minimum=1)
   updates_per_epoch: int = setting(
-      100, 'Training steps per epoch; with --batch_size this sets how many images an epoch sees.', resume=True,
-      minimum=1)
+      100, 'Training steps per epoch; with --batch_size this sets how many images an epoch sees.',
+      resume='an epoch ends, is evaluated and is checkpointed after every this many steps', minimum=1)
   data_dir: str = setting(
       '../mnist', 'Where --dataset lives: the four IDX files (.gz or uncompressed) for mnist and fashion_mnist, '
       'downloaded into it if missing; the TFDS data directory for other data sets. Default: ../mnist for mnist, '
       '../fashion_mnist for fashion_mnist, ../tensorflow_datasets for TFDS data sets.')
   do_viz: bool = setting(
       True, 'Draw frames every epoch and gifs at the end: spread and canvas with --latent_dim=2, else a PCA '
-      'spread, samples and reconstructions.', resume=True)
+      'spread, samples and reconstructions.',
+      resume='a gif needs a frame of every epoch, and a resumed run draws only the epochs it trains')
   # Added: the original hard-coded these, or did not have them.
   dataset: str = setting(
       'mnist', 'mnist (the original), fashion_mnist, or any TensorFlow Datasets image data set with integer '
       'labels (e.g. kmnist, emnist/letters, cifar10), read from --data_dir. The conv architectures need 28x28 '
-      'or 32x32 images.', resume=True)
-  learning_rate: float = setting(2e-4, 'Adam learning rate.', resume=True)
+      'or 32x32 images.', resume='it is the data')
+  learning_rate: float = setting(2e-4, 'Adam learning rate.', resume='it sets the size of every Adam step')
   beta: float = setting(
       1.0, 'Weight of the rate (KL) in the training objective distortion + beta * rate: 1 is the ELBO, other '
       'values the beta-VAE (Higgins et al. 2017). The reported test ELBO, rate, distortion and log-likelihood '
-      'are always the true ELBO terms. See --kl_warmup_steps; --objective=iwae needs 1.', resume=True)
+      'are always the true ELBO terms. See --kl_warmup_steps; --objective=iwae needs 1.',
+      resume='it changes the objective trained')
   kl_warmup_steps: int = setting(
       0, 'KL warm-up: the rate\'s weight rises linearly from 0 to --beta over this many training steps (0: no '
-      'warm-up). A function of the step, so --seed and resuming stay exact. --objective=iwae needs 0.',
-      resume=True, minimum=0)
+      'warm-up). A function of the step number alone. --objective=iwae needs 0.',
+      resume='it changes the objective trained', minimum=0)
   train_k: int = setting(
       1, 'Importance samples per training image (Burda et al. 2016). With --objective=elbo the ELBO\'s '
-      'expectation is averaged over them; with --objective=iwae they form the bound L_k. 1 is the plain VAE.',
-      resume=True, minimum=1)
+      'distortion is averaged over them; with --objective=iwae they form the bound L_k. 1 is the plain VAE. '
+      'See vae/objectives.py.', resume='it changes the objective trained', minimum=1)
   objective: str = setting(
-      'elbo', 'Training objective: "elbo" (the VAE; with --train_k > 1 the mean over k samples) or "iwae" (the '
-      'importance-weighted bound L_k = log mean_i w_i of --train_k samples; needs --beta=1 and no warm-up).',
-      resume=True, choices=('elbo', 'iwae'))
-  seed: int = setting(0, 'Random seed: weights, minibatch order and all noise derive from it.', resume=True,
-                      minimum=0)
+      'elbo', 'Training objective: ' + '; '.join(f'"{name}", {line}' for name, line in OBJECTIVES.items()) +
+      ' (needs --beta=1 and no warm-up). See vae/objectives.py.', resume='it is the objective trained',
+      choices=tuple(OBJECTIVES))
+  seed: int = setting(0, 'Random seed: weights, minibatch order and all noise derive from it.',
+                      resume='the initial weights and every random stream derive from it', minimum=0)
   output_dir: str = setting(
       '.', 'Where metrics, checkpoints, frames and gifs go. The default "." refreshes the top-level gifs when run '
       'from the repository root, as the original did. A run finds its checkpoints here to resume (see --fresh, '
@@ -85,22 +107,25 @@ class Config:
       'none', 'Pixel targets: "none" uses grey levels as Bernoulli targets (the original); "dynamic" resamples '
       'binary pixels at every use; "static" uses one fixed binarised copy of the training set seeded by --seed. '
       'With either, the test set is binarised once, the same for every seed. Published MNIST log-likelihoods '
-      'use binarised data.', resume=True, choices=('none', 'dynamic', 'static'))
+      'use binarised data.', resume='it is the training and test targets', choices=('none', 'dynamic', 'static'))
   fresh: bool = setting(
       False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, instead of resuming.')
 
 
 SETTINGS = dataclasses.fields(Config)
 RESUME_KEYS = tuple(f.name for f in SETTINGS if f.metadata['resume'])
+RESUME_REASONS = {f.name: f.metadata['resume'] for f in SETTINGS if f.metadata['resume']}
 
 
-def define_flags(flag_values, names=None, module_name=None):
+def define_flags(flag_values, names=None, help_for=None):
   """One absl flag per setting (or per setting in `names`), with its default and help, in `flag_values`.
 
-  `module_name`: the module the flags belong to, for absl's --helpshort and key flags (default: vae.config).
+  `help_for`: {name: help} replacing a setting's help, for a command where the shared text would name flags it
+  does not take (python -m vae.train).
   """
   from absl import flags  # here, so that Config can be used without absl
 
+  help_for = help_for or {}
   for field in SETTINGS:
     if names is not None and field.name not in names:
       continue
@@ -108,8 +133,8 @@ def define_flags(flag_values, names=None, module_name=None):
               flags.DEFINE_integer if field.type is int else flags.DEFINE_float if field.type is float else
               flags.DEFINE_string)
     choices = [list(field.metadata['choices'])] if field.metadata['choices'] else []
-    define(field.name, field.default, *choices, field.metadata['help'], flag_values=flag_values,
-           module_name=module_name)
+    define(field.name, field.default, *choices, help_for.get(field.name, field.metadata['help']),
+           flag_values=flag_values)
 
 
 def problem(config):

@@ -93,9 +93,19 @@ ROLES = {'train-images-idx3-ubyte': 'training images', 'train-labels-idx1-ubyte'
 _verified = set()  # (data set, file name, path, size, mtime) of the files this process has already checked
 
 
-def default_data_dir(name):
-  """Where a data set lives unless --data_dir says otherwise: ../mnist (the original's), ../fashion_mnist, or
-  ../tensorflow_datasets for any TFDS data set (TFDS keeps each in a subdirectory of its own)."""
+def forget_verified_files():
+  """Forgets which files this process has checked, so that the next load checks every file again."""
+  _verified.clear()
+
+
+def resolve_data_dir(name, given=None, saved=None):
+  """The data directory of data set `name`: --data_dir as `given`, else the one a saved run used (`saved`, from
+  its flags.json), else the default: ../mnist (the original's), ../fashion_mnist, or ../tensorflow_datasets for
+  any TFDS data set (TFDS keeps each in a subdirectory of its own). The one place every command resolves it."""
+  if given:
+    return given
+  if saved:
+    return saved
   return os.path.join('..', name) if name in IDX_NAMES else os.path.join('..', 'tensorflow_datasets')
 
 

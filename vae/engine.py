@@ -1,9 +1,13 @@
 """Infrastructure, skip on a first reading: the compiled training engine that run.py uses.
 
-What it shares with `vae.train.train_loop`, the loop a first reading meets: the step itself. With --train_k=1 and
---objective=elbo every step is exactly `vae.train.train_step` (tests/test_model.py checks the compiled steps
-against plain `train_step` calls bit for bit), the rate is weighed by the same `vae.train.rate_weight_at`, and
-the optimiser is the same Adam.
+What it shares with `vae.train.train_loop`, the loop a first reading meets: the step itself, `vae.train.train_step`
+with the loss vae/objectives.py builds for --objective and --train_k, the rate weighed by the same
+`vae.train.rate_weight_at`, and the same Adam. tests/test_model.py runs six compiled steps against six plain
+`train_step` calls given the same batches and noise. Without XLA (every pair with a conv network) they are the
+same kernels in the same order and agree bit for bit. With XLA (fc/fc) XLA fuses and orders the arithmetic its
+own way: they agree to float32 rounding (measured: 1.3e-7 relative in the losses and 5e-6 in any weight after
+six steps; the test allows 1e-5 and 1e-4), and XLA's `stateless_normal` draws other noise for the same key, which
+the test hands to the plain steps (see vae/streams.py).
 
 What it does differently, all of it for speed or for exact resumption:
 
@@ -19,14 +23,14 @@ What it does differently, all of it for speed or for exact resumption:
   step gathers its minibatch on-graph from the row indices tf.data hands it, instead of copying D floats per
   image through tf.data;
 * with --binarize=dynamic, each batch's pixels are drawn as Bernoulli(intensity) inside the step;
-* with --train_k > 1 or --objective=iwae, the step is `vae.train.k_sample_step`.
+* the loss is vae/objectives.py's for --objective and --train_k, as `train_loop` can take it too.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from vae import streams
-from vae.train import k_sample_step, rate_weight_at, train_step
+from vae import objectives, streams
+from vae.train import rate_weight_at, train_step
 
 
 def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
@@ -34,7 +38,8 @@ def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
 
   [B, latent_dim], or [num_samples, B, latent_dim] when `num_samples` is given (the k samples of `--train_k`).
   A stateless draw rather than `train_loop`'s seeded generator: a run resumed at step t draws exactly what an
-  uninterrupted run would, without saving a generator's state in the checkpoint.
+  uninterrupted run would, without saving a generator's state in the checkpoint. Inside the XLA-compiled steps
+  the same key gives other numbers than outside them (vae/streams.py).
   """
   shape = [batch_size, latent_dim] if num_samples is None else [num_samples, batch_size, latent_dim]
   return tf.random.stateless_normal(shape, seed=streams.key(seed, streams.TRAIN_NOISE, step))
@@ -105,7 +110,7 @@ def make_train_steps(model, optimizer, train_images, config, jit_compile=False):
       (as uint8 codes where that is exact, see `compact_images`).
     config: the run's `vae.config.Config`. The step reads the settings that define it: batch_size, seed,
       binarize ('dynamic' draws each batch's pixels afresh), beta and kl_warmup_steps (`vae.train.rate_weight_at`),
-      train_k and objective (`vae.train.k_sample_loss`; with train_k = 1 and 'elbo' the step is `train_step`).
+      train_k and objective (the loss of `vae.objectives.training_loss`).
     jit_compile: compile the steps with XLA.
 
   The returned function takes `indices` int32 [S, B] (row s holds the rows of `train_images` that form the
@@ -128,15 +133,14 @@ def make_train_steps(model, optimizer, train_images, config, jit_compile=False):
   optimizer.build(model.trainable_variables)
   latent_dim, seed, batch_size = model.latent_dim, config.seed, config.batch_size
   batch = batch_gatherer(train_images, seed, dynamic_binarization=config.binarize == 'dynamic')
+  loss = objectives.training_loss(config.objective, config.train_k)
+  samples = objectives.samples_per_image(config.objective, config.train_k)
 
   def one_step(batch_indices, step):
     weight = rate_weight_at(step, config.beta, config.kl_warmup_steps)
     x = batch(batch_indices, step)                                            # [B, D]
-    if config.train_k == 1 and config.objective == 'elbo':
-      eps = train_noise(seed, step, batch_size, latent_dim)                   # [B, latent_dim]
-      return train_step(model, optimizer, x, eps, weight)
-    eps = train_noise(seed, step, batch_size, latent_dim, num_samples=config.train_k)   # [k, B, latent_dim]
-    return k_sample_step(model, optimizer, x, eps, config.objective, weight)
+    eps = train_noise(seed, step, batch_size, latent_dim, num_samples=samples)   # [B, d] or [k, B, d]
+    return train_step(model, optimizer, x, eps, weight, loss)
 
   @tf.function(jit_compile=jit_compile)
   def compiled_steps(indices, first_step):

@@ -19,6 +19,8 @@ def fail(message, status=1):
 class VAEError(Exception):
   """A problem the user can fix; the message is one line meant to be printed as it is."""
 
+  exit_status = 1  # what the command exits with after printing it
+
 
 class DataError(VAEError):
   """A data file is missing, unreadable, truncated or not the IDX file it claims to be."""

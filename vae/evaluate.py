@@ -21,7 +21,9 @@ mean does not move with x and it carries no rate. Burda et al. [1] (section 5.2)
     A_u = Cov_x( E_q(z|x)[z_u] ) > 0.01,
 
 the dimensions whose posterior mean varies across the test set (`active_units`); `mean_rate_per_dimension`
-averages model.py's `rate_per_dimension` over the test set (an inactive dimension has rate ~0).
+averages model.py's `rate_per_dimension` over the test set. The two answer different questions: a dimension
+whose posterior is the prior for every x has rate 0 and is inactive, but an inactive one can still cost rate (a
+constant non-zero mean, or sigma != 1, is paid for in every image while telling nothing about it).
 
 References:
   [1] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
@@ -32,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae import streams
-from vae.model import importance_weighted_bound
+from vae.model import importance_weighted_bound, rate_per_dimension
 
 
 def eval_noise(seed, num_examples, latent_dim):
@@ -46,14 +48,15 @@ def eval_noise(seed, num_examples, latent_dim):
 
 def make_evaluator(model, batch_size=2000):
   """Returns `test_terms(images, eps) -> dict` of numpy arrays, one row per image: the [N] arrays `elbo`, `rate`,
-  `distortion` and the [N, latent_dim] arrays `mean`, `log_var`, `rate_per_dimension` (`VAE.terms`).
+  `distortion` and the [N, latent_dim] arrays `mean`, `log_var` (`VAE.terms`) and `rate_per_dimension`.
 
   The test set goes through in large batches: few calls, each with enough work to use every core.
   """
 
   @tf.function(reduce_retracing=True)
   def batch_terms(x, eps):
-    return model.terms(x, eps, training=False)
+    terms = model.terms(x, eps, training=False)
+    return dict(terms, rate_per_dimension=rate_per_dimension(terms['mean'], terms['log_var']))
 
   def test_terms(images, eps):
     parts = []
@@ -98,7 +101,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   @tf.function(reduce_retracing=True)
   def chunk_log_weights(x, chunk_seed, num_samples):
     eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], latent_dim], seed=chunk_seed)
-    return model.log_weights(x, eps)                                  # [samples, B]
+    return model.k_sample_terms(x, eps)['log_weight']                 # [samples, B]
 
   results = []
   for start in range(0, len(images), batch_size):

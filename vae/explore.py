@@ -1,15 +1,16 @@
 r"""Explore a trained model from its export alone: prior samples, reconstructions and interpolations.
 
-    python -m vae.explore --output_dir=runs/default                # writes PNGs and a gif into runs/default/explore
+    python -m vae.explore --output_dir=runs/default               # writes PNGs and a gif into runs/default/explore
     python -m vae.explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_
 
 It reads only what a run exports: `export/encoder.keras`, `export/decoder.keras` and `flags.json` (which data set
 to take test images from); no checkpoint and none of the training code. It writes
 
-    samples.png          --count images decoded from z ~ N(0, I), ten to a row
-    reconstructions.png  --count test images (odd rows) above their reconstructions from the posterior mean
-    interpolations.png   --pairs rows: two test images' posterior means joined in --steps steps, decoded
-    interpolation.gif    the same paths as an animation, there and back
+    samples.png               --count images decoded from z ~ N(0, I), ten to a row
+    mean_reconstructions.png  --count test images (odd rows) above their decoded posterior means (run.py's
+                              per-epoch reconstructions frames, vae/viz.py, decode a posterior sample instead)
+    interpolations.png        --pairs rows: two test images' posterior means joined in --steps steps, decoded
+    interpolation.gif         the same paths as an animation, there and back
 
 Interpolation is linear for latent_dim = 2 (the plane the canvas shows) and spherical for latent_dim > 2
 (`slerp`, after Shoemake 1985 and White 2016 [1]): the code's direction turns at a constant rate along the great
@@ -28,20 +29,26 @@ import math
 import os
 import sys
 
-from absl import app
 from absl import flags
 
-from vae.errors import fail
+from vae import cli
+from vae.errors import VAEError, fail
 
-flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.')
-flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.')
-flags.DEFINE_string('save_dir', None, 'Where the pictures go; default: <output_dir>/explore.')
-flags.DEFINE_string('prefix', '', 'Prepended to every file name written (e.g. "seed3_").')
-flags.DEFINE_integer('count', 50, 'Prior samples, and test images to reconstruct; a multiple of 10.')
-flags.DEFINE_integer('pairs', 6, 'Pairs of test images to interpolate between.')
-flags.DEFINE_integer('steps', 10, 'Points on each interpolation path, both ends included (at least 2).')
-flags.DEFINE_integer('seed', 0, 'Seeds the prior samples and the choice of test images.')
-FLAGS = flags.FLAGS
+COMMAND = cli.Command('python -m vae.explore', 'Prior samples, reconstructions and interpolations of a trained '
+                      'model, from its export alone.')
+_FLAGS = COMMAND.flags
+flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.', flag_values=_FLAGS)
+flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.',
+                    flag_values=_FLAGS)
+flags.DEFINE_string('save_dir', None, 'Where the pictures go; default: <output_dir>/explore.', flag_values=_FLAGS)
+flags.DEFINE_string('prefix', '', 'Prepended to every file name written (e.g. "seed3_").', flag_values=_FLAGS)
+flags.DEFINE_integer('count', 50, 'Prior samples, and test images to reconstruct; a multiple of 10.',
+                     flag_values=_FLAGS)
+flags.DEFINE_integer('pairs', 6, 'Pairs of test images to interpolate between (two distinct images each).',
+                     flag_values=_FLAGS)
+flags.DEFINE_integer('steps', 10, 'Points on each interpolation path, both ends included (at least 2).',
+                     flag_values=_FLAGS)
+flags.DEFINE_integer('seed', 0, 'Seeds the prior samples and the choice of test images.', flag_values=_FLAGS)
 
 COLUMNS = 10
 
@@ -89,7 +96,6 @@ def interpolate(a, b, steps):
 def load_export(output_dir):
   """(encoder, decoder, saved flags) of the run in `output_dir`; VAEError with one line if there is none."""
   import keras
-  from vae.errors import VAEError
 
   export = os.path.join(output_dir, 'export')
   paths = [os.path.join(export, f'{part}.keras') for part in ('encoder', 'decoder')]
@@ -120,9 +126,12 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   encoder, decoder, saved = load_export(output_dir)
   latent_dim = int(decoder.inputs[0].shape[-1])
   name = saved.get('dataset', 'mnist')
-  dataset = data.load(name, data_dir or saved.get('data_dir') or data.default_data_dir(name))
+  dataset = data.load(name, data.resolve_data_dir(name, data_dir, saved.get('data_dir')))
   shape = dataset.image_shape
   test_images = dataset.test_images
+  if 2 * pairs > len(test_images):
+    raise VAEError(f'--pairs={pairs} needs {2 * pairs} distinct test images, and the test set has '
+                   f'{len(test_images)}; pass --pairs={len(test_images) // 2} or fewer')
   if saved.get('binarize', 'none') != 'none':  # the model was trained on binary pixels: show it the binary test set
     test_images = inputs.binarized_test_set(test_images)
   ensure_writable_dir(save_dir, 'save directory')
@@ -145,7 +154,7 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
                                            COLUMNS, shape))
   chosen = rng.choice(len(test_images), size=min(count, len(test_images) // COLUMNS * COLUMNS), replace=False)
   originals = test_images[chosen]
-  save('reconstructions.png', viz.reconstruction_frame(originals, decode(encode_mean(originals)), shape))
+  save('mean_reconstructions.png', viz.reconstruction_frame(originals, decode(encode_mean(originals)), shape))
   ends = encode_mean(test_images[rng.choice(len(test_images), size=2 * pairs, replace=False)])
   paths = np.stack([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(pairs)])   # [pairs, steps, d]
   logits = decode(paths.reshape(pairs * steps, latent_dim))
@@ -160,34 +169,28 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   return written
 
 
-def main(argv):
-  if len(argv) > 1:
-    return fail(f'unexpected arguments: {" ".join(argv[1:])} (flags look like --name=value)')
-  if FLAGS.count < COLUMNS or FLAGS.count % COLUMNS:
-    return fail(f'--count must be a positive multiple of {COLUMNS}, got {FLAGS.count}')
-  if FLAGS.pairs < 1:
-    return fail(f'--pairs must be a positive integer, got {FLAGS.pairs}')
-  if FLAGS.steps < 2:
-    return fail(f'--steps must be at least 2, got {FLAGS.steps}')
-  if FLAGS.seed < 0:
-    return fail(f'--seed must be >= 0, got {FLAGS.seed}')
+def explore_run(flag_values, arguments):
+  """The body of `python -m vae.explore`; returns the exit status."""
+  del arguments
+  if flag_values.count < COLUMNS or flag_values.count % COLUMNS:
+    return fail(f'--count must be a positive multiple of {COLUMNS}, got {flag_values.count}')
+  if flag_values.pairs < 1:
+    return fail(f'--pairs must be a positive integer, got {flag_values.pairs}')
+  if flag_values.steps < 2:
+    return fail(f'--steps must be at least 2, got {flag_values.steps}')
+  if flag_values.seed < 0:
+    return fail(f'--seed must be >= 0, got {flag_values.seed}')
   from vae.quiet import import_tensorflow
   import_tensorflow()
-  from vae.errors import VAEError
-  try:
-    explore(FLAGS.output_dir, FLAGS.save_dir or os.path.join(FLAGS.output_dir, 'explore'), FLAGS.data_dir,
-            FLAGS.count, FLAGS.pairs, FLAGS.steps, FLAGS.seed, FLAGS.prefix)
-  except VAEError as e:
-    return fail(str(e))
+  explore(flag_values.output_dir, flag_values.save_dir or os.path.join(flag_values.output_dir, 'explore'),
+          flag_values.data_dir, flag_values.count, flag_values.pairs, flag_values.steps, flag_values.seed,
+          flag_values.prefix)
   return 0
 
 
-def parse_flags(argv):
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(fail(f'{e} (see python -m vae.explore --helpshort)'))
+def main(argv=None):
+  return COMMAND.main(explore_run, sys.argv if argv is None else argv)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  sys.exit(main())

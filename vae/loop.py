@@ -42,6 +42,8 @@ STEPS_PER_CALL = 10
 class Interrupted(VAEError):
   """Ctrl-C: the run stopped; what was completed is kept."""
 
+  exit_status = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+
 
 def use_xla(encoder_architecture, decoder_architecture):
   """Whether to compile the training step with XLA: it fuses the fc model's element-wise work and Adam update
@@ -150,103 +152,128 @@ def run_training(config, flag_values=None, log=print):
 
 
 def _train_locked(config, paths, handover, flag_values, log):
-  dataset = handover.pop()
-  if config.fresh:
-    rundir.clear_run(paths)
-  elif tf.train.latest_checkpoint(paths.checkpoints):
-    rundir.check_resumable(paths, flag_values)
-  rundir.write_json(paths.flags, flag_values)
-  # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
-  tf.config.experimental.enable_op_determinism()
-
-  train_images, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
-  trainer = Trainer(config, train_images, paths.checkpoints, dataset.image_shape)
-  del train_images
-  dataset = dataset._replace(train_images=None)
-  model = trainer.model
-  done = trainer.restore()
-  if done:
-    log(f'resuming after epoch {done} (step {int(trainer.step.numpy())}) from {paths.checkpoints}')
-  rows = rundir.read_metrics(paths.metrics, up_to_epoch=done)
-
-  # Drawn once, before the loop, so that every epoch is measured and drawn on the same footing.
-  evaluate_fn = evaluate.make_evaluator(model)
-  eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
-  frames = None
-  test = None  # the last epoch's test terms, reused by the final evaluation
-  if config.do_viz:
-    num_spread = min(viz.NUM_SPREAD_POINTS, len(test_images))
-    frames = viz.EpochFrames(config.output_dir, dataset.test_labels[:num_spread], config.latent_dim,
-                             dataset.class_names)
-    fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, test_images)
-    decode = tf.function(model.decode, reduce_retracing=True)
-    reconstruct = tf.function(lambda x, eps: model.decode(reparameterize(*model.encode(x), eps)),
-                              reduce_retracing=True)
-  summaries = tf.summary.create_file_writer(paths.tensorboard)
-
-  timer = PhaseTimer()
-  last = rows[-1] if rows else None
+  run = TrainingRun(config, paths, handover, flag_values, log)
   try:
-    for epoch in range(done + 1, config.epochs + 1):
-      started = time.perf_counter()
-      with timer('training steps'):
-        train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
-      with timer('test evaluation'):
-        test = evaluate_fn(test_images, eval_eps)
-      last = {'dataset': dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch,
-              'step': int(trainer.step.numpy()), 'train_loss': train_loss,
-              'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
-              'test_distortion': float(test['distortion'].mean()),
-              'active_units': evaluate.active_units(test['mean']), 'seconds': time.perf_counter() - started}
-      log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
-          f'distortion {last["test_distortion"]:.2f}  active units {last["active_units"]}/{config.latent_dim}  '
-          f'({last["seconds"]:.1f} s)')
-      rows.append(last)
-      grids = {}
-      if frames:
-        with timer('frame rendering'):
-          grids = viz.decode_frames(decode, reconstruct, fixed_inputs, dataset.image_shape)
-          frames.write(epoch, test['mean'][:num_spread], grids)
-      with timer('metrics and summaries'):
-        rundir.write_metrics(paths.metrics, rows)
-        with summaries.as_default(step=last['step']):
-          for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'active_units'):
-            tf.summary.scalar(key, last[key])
-          for j, value in enumerate(evaluate.mean_rate_per_dimension(test['rate_per_dimension'])):
-            tf.summary.scalar(f'rate_per_dimension/z{j}', value)
-          for kind, image in grids.items():  # [1, H, W, 1] grey or [1, H, W, 3] colour
-            tf.summary.image(kind, image.reshape(1, image.shape[0], image.shape[1], -1))
-      with timer('checkpointing'):
-        trainer.save()
+    for epoch in range(run.completed_epochs + 1, config.epochs + 1):
+      run.train_epoch(epoch)
   except KeyboardInterrupt:
     # The checkpoint, not the step counter, says what is kept: Ctrl-C during an epoch's evaluation or frames
     # finds its steps done but its checkpoint not yet written.
-    completed = trainer.checkpointed_epochs()
+    completed = run.trainer.checkpointed_epochs()
     raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
                       f'{paths.checkpoints}. Run the same command again to resume') from None
   finally:
-    if frames:
-      frames.close()
-    summaries.flush()
+    run.close_epochs()
+  return run.finish()
 
-  if frames:
-    with timer('gif writing'):
-      written = frames.write_gifs(config.epochs)
-    log('wrote ' + ', '.join(written))
-  with timer('loss curve and export'):
-    if rows:  # drawn from metrics.csv as written, so that a resumed run draws what an uninterrupted one does
-      written = rundir.read_metrics(paths.metrics, up_to_epoch=config.epochs)
-      gifs.save_png(paths.loss_curve, viz.plot_metrics(written))
-    rundir.export_model(model, paths.export)
-  log(f'exported the encoder and decoder to {paths.export}/')
-  with timer('final log-likelihood estimate'):
-    final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elbo=test)
-  with summaries.as_default(step=int(trainer.step.numpy())):
-    tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
-  summaries.close()
-  rundir.write_json(paths.evaluation, final)
-  rundir.write_json(paths.timings, {'seconds': timer.seconds, 'first_step_unix_time': trainer.first_step_time})
-  return last
+
+class TrainingRun:
+  """One run in its output directory, in three parts: set up and restored (`__init__`), trained one epoch at a
+  time (`train_epoch`), and finished (`finish`: gifs, loss curve, export, the final estimate)."""
+
+  def __init__(self, config, paths, handover, flag_values, log):
+    """Clears (--fresh) or checks (a resume) the directory, writes flags.json, builds the trainer and restores
+    its checkpoint, and prepares what every epoch evaluates and draws on the same footing."""
+    dataset = handover.pop()
+    self.config, self.paths, self.log = config, paths, log
+    if config.fresh:
+      rundir.clear_run(paths)
+    elif tf.train.latest_checkpoint(paths.checkpoints):
+      rundir.check_resumable(paths, flag_values)
+    rundir.write_json(paths.flags, flag_values)
+    # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
+    tf.config.experimental.enable_op_determinism()
+
+    train_images, self.test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
+    self.trainer = Trainer(config, train_images, paths.checkpoints, dataset.image_shape)
+    del train_images
+    self.dataset = dataset._replace(train_images=None)  # the trainer holds its compact copy
+    self.completed_epochs = self.trainer.restore()
+    if self.completed_epochs:
+      log(f'resuming after epoch {self.completed_epochs} (step {int(self.trainer.step.numpy())}) from '
+          f'{paths.checkpoints}')
+    self.rows = rundir.read_metrics(paths.metrics, up_to_epoch=self.completed_epochs)
+
+    # Drawn once, before the loop, so that every epoch is measured and drawn on the same footing.
+    model = self.trainer.model
+    self.evaluate_fn = evaluate.make_evaluator(model)
+    self.eval_eps = evaluate.eval_noise(config.seed, len(self.test_images), config.latent_dim)
+    self.frames = None
+    self.test = None  # the last epoch's test terms, reused by the final evaluation
+    if config.do_viz:
+      self.num_spread = min(viz.NUM_SPREAD_POINTS, len(self.test_images))
+      self.frames = viz.EpochFrames(config.output_dir, dataset.test_labels[:self.num_spread], config.latent_dim,
+                                    dataset.class_names)
+      self.fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, self.test_images)
+      self.decode = tf.function(model.decode, reduce_retracing=True)
+      self.reconstruct = tf.function(lambda x, eps: model.decode(reparameterize(*model.encode(x), eps)),
+                                     reduce_retracing=True)
+    self.summaries = tf.summary.create_file_writer(paths.tensorboard)
+    self.timer = PhaseTimer()
+
+  def train_epoch(self, epoch):
+    """Epoch `epoch`: its steps, the test evaluation, its metrics row and summaries, its frames, its checkpoint."""
+    config, timer, trainer = self.config, self.timer, self.trainer
+    started = time.perf_counter()
+    with timer('training steps'):
+      train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
+    with timer('test evaluation'):
+      test = self.test = self.evaluate_fn(self.test_images, self.eval_eps)
+    last = {'dataset': self.dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch,
+            'step': int(trainer.step.numpy()), 'train_loss': train_loss,
+            'test_elbo': float(test['elbo'].mean()), 'test_rate': float(test['rate'].mean()),
+            'test_distortion': float(test['distortion'].mean()),
+            'active_units': evaluate.active_units(test['mean']), 'seconds': time.perf_counter() - started}
+    self.log(f'  test elbo {last["test_elbo"]:.2f}  rate {last["test_rate"]:.2f}  '
+             f'distortion {last["test_distortion"]:.2f}  active units {last["active_units"]}/{config.latent_dim}  '
+             f'({last["seconds"]:.1f} s)')
+    self.rows.append(last)
+    grids = {}
+    if self.frames:
+      with timer('frame rendering'):
+        grids = viz.decode_frames(self.decode, self.reconstruct, self.fixed_inputs, self.dataset.image_shape)
+        self.frames.write(epoch, test['mean'][:self.num_spread], grids)
+    with timer('metrics and summaries'):
+      rundir.write_metrics(self.paths.metrics, self.rows)
+      with self.summaries.as_default(step=last['step']):
+        for key in ('train_loss', 'test_elbo', 'test_rate', 'test_distortion', 'active_units'):
+          tf.summary.scalar(key, last[key])
+        for j, value in enumerate(evaluate.mean_rate_per_dimension(test['rate_per_dimension'])):
+          tf.summary.scalar(f'rate_per_dimension/z{j}', value)
+        for kind, image in grids.items():  # [1, H, W, 1] grey or [1, H, W, 3] colour
+          tf.summary.image(kind, image.reshape(1, image.shape[0], image.shape[1], -1))
+    with timer('checkpointing'):
+      trainer.save()
+
+  def close_epochs(self):
+    """After the last epoch, or an interruption: the spread figure closed, the summaries flushed."""
+    if self.frames:
+      self.frames.close()
+    self.summaries.flush()
+
+  def finish(self):
+    """The end of a run: gifs, loss curve, export, the final estimate in evaluation.json, timings.json. Returns
+    the last epoch's metrics row."""
+    config, paths, timer, model = self.config, self.paths, self.timer, self.trainer.model
+    if self.frames:
+      with timer('gif writing'):
+        written = self.frames.write_gifs(config.epochs)
+      self.log('wrote ' + ', '.join(written))
+    with timer('loss curve and export'):
+      if self.rows:  # drawn from metrics.csv as written, so that a resumed run draws what an uninterrupted one does
+        written = rundir.read_metrics(paths.metrics, up_to_epoch=config.epochs)
+        gifs.save_png(paths.loss_curve, viz.plot_metrics(written))
+      rundir.export_model(model, paths.export)
+    self.log(f'exported the encoder and decoder to {paths.export}/')
+    with timer('final log-likelihood estimate'):
+      final = final_evaluation(model, self.test_images, config, self.evaluate_fn, self.eval_eps, self.log,
+                               elbo=self.test)
+    with self.summaries.as_default(step=int(self.trainer.step.numpy())):
+      tf.summary.scalar(f'test_log_likelihood_k{config.eval_k}', final['test_log_likelihood'])
+    self.summaries.close()
+    rundir.write_json(paths.evaluation, final)
+    rundir.write_json(paths.timings, {'seconds': timer.seconds, 'first_step_unix_time': self.trainer.first_step_time})
+    return self.rows[-1] if self.rows else None
 
 
 def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elbo=None):
@@ -280,8 +307,9 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
   if saved is None or not tf.train.latest_checkpoint(paths.checkpoints):
     raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
   fields = {f.name for f in dataclasses.fields(Config)}
-  config = dataclasses.replace(Config(**{k: v for k, v in saved.items() if k in fields}), eval_k=eval_k,
-                               data_dir=data_dir or saved.get('data_dir', Config.data_dir), output_dir=output_dir)
+  run_config = Config(**{k: v for k, v in saved.items() if k in fields})
+  config = dataclasses.replace(run_config, eval_k=eval_k, output_dir=output_dir,
+                               data_dir=data.resolve_data_dir(run_config.dataset, data_dir, saved.get('data_dir')))
   dataset = data.load(config.dataset, config.data_dir)
   _, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
   model = build_model(config, dataset.image_shape)

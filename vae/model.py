@@ -16,13 +16,14 @@ then use Jensen's inequality (log is concave, so log E[w] >= E[log w]):
 
 Both lines are the same number, and the code has both:
 
-    (1) `log_weight`: log w = log p(x|z) + log p(z) - log q(z|x) for one sample z ~ q(z|x). Its average over z is
+    (1) `log_weight`: log w = log p(x|z) + log p(z) - log q(z|x) for one sample z ~ q(z|x). Its mean over z is
         the ELBO; one sample is an unbiased, noisier estimate of it. Averaging the weights w themselves over k
         samples gives the tighter importance-weighted bound of Burda et al. [3] (`importance_weighted_bound`),
         which training with --objective=iwae maximises and vae/evaluate.py uses to estimate log p(x).
     (2) `terms`: the KL of two Gaussians has a closed form (`rate`), so only log p(x|z) needs a sample. This is
-        what training and the per-epoch test ELBO use: the same expectation, usually with less variance (the
-        sampled KL's noise is gone, though it can partly cancel the distortion's).
+        what the default training loss (vae/objectives.py) and the per-epoch test ELBO use: the same
+        expectation, usually with less variance (the sampled KL's noise is gone, though it can partly cancel the
+        distortion's).
 
 The gap is KL(q(z|x) || p(z|x)): the bound is tight exactly when q is the true posterior.
 
@@ -68,8 +69,9 @@ def rate_per_dimension(mean, log_var):
 
   KL_j = 1/2 (mean_j^2 + exp(log_var_j) - log_var_j - 1)
 
-  A dimension the encoder ignores (mean_j = 0, log_var_j = 0 for every x) has KL_j = 0: it costs no rate and
-  carries no information (vae/evaluate.py counts the dimensions in use).
+  A dimension whose posterior is the prior for every x (mean_j = 0, log_var_j = 0) has KL_j = 0: it costs no rate
+  and carries no information. The converse does not hold: a constant non-zero mean, or sigma_j != 1, costs rate
+  without telling anything about x (vae/evaluate.py counts the dimensions in use by another test).
 
   Args:
     mean, log_var: [..., latent_dim].
@@ -125,17 +127,17 @@ def log_approx_posterior(eps, log_var):
   return -0.5 * tf.reduce_sum(tf.square(eps) + log_var + LOG_2PI, axis=-1)
 
 
-def log_weight(nll, z, eps, log_var):
+def log_weight(sample_distortion, z, eps, log_var):
   """log w = log p(x|z) + log p(z) - log q(z|x) for one posterior sample z = mean + sigma * eps, per example.
 
   The Monte Carlo form (1) of the ELBO: E_q[log w] = ELBO(x). The (2 pi) factors of prior and posterior cancel.
 
   Args:
-    nll: [...] the distortion -log p(x|z) of the sample (`distortion`); z, eps, log_var: [..., latent_dim].
+    sample_distortion: [...] -log p(x|z) of the sample (`distortion`); z, eps, log_var: [..., latent_dim].
   Returns:
     [...]
   """
-  return -nll + log_prior(z) - log_approx_posterior(eps, log_var)
+  return -sample_distortion + log_prior(z) - log_approx_posterior(eps, log_var)
 
 
 def importance_weighted_bound(log_w):
@@ -193,18 +195,16 @@ class VAE(tf.Module):
   def terms(self, x, eps, training=False):
     """The per-example ELBO terms for images x [B, D] with posterior noise eps [B, latent_dim].
 
-    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and [B, latent_dim] tensors: the posterior's
-    `mean` and `log_var` (the spread plot draws the means) and the `rate_per_dimension` (which dimensions are in
-    use, vae/evaluate.py).
+    Returns a dict of [B] tensors `rate`, `distortion`, `elbo`, and the posterior's `mean` and `log_var`,
+    [B, latent_dim] each (the spread plot draws the means; `rate_per_dimension` of the two says which dimensions
+    carry the rate, vae/evaluate.py).
     """
     mean, log_var = self.encode(x, training=training)         # [B, latent_dim] each
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
     logits = self.decode(z, training=training)                # [B, D]
-    kl_per_dimension = rate_per_dimension(mean, log_var)      # [B, latent_dim]
-    kl = tf.reduce_sum(kl_per_dimension, axis=-1)             # [B]
+    kl = rate(mean, log_var)                                  # [B]
     nll = distortion(x, logits)                               # [B]
-    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var,
-            'rate_per_dimension': kl_per_dimension}
+    return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var}
 
   def k_sample_terms(self, x, eps, training=False):
     """The terms of k posterior samples per image: images x [B, D], k noise draws per image eps [k, B, latent_dim].
@@ -219,7 +219,3 @@ class VAE(tf.Module):
     nll = distortion(tf.broadcast_to(x, tf.shape(logits)), logits)         # [k, B]
     return {'rate': rate(mean, log_var), 'distortion': nll,
             'log_weight': log_weight(nll, z, eps, log_var)}                # [B], [k, B], [k, B]
-
-  def log_weights(self, x, eps, training=False):
-    """log w (the Monte Carlo form) for images x [B, D] and k noise draws per image eps [k, B, latent_dim]: [k, B]."""
-    return self.k_sample_terms(x, eps, training=training)['log_weight']

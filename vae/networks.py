@@ -18,8 +18,11 @@ with any decoder, since they only meet at z:
                   -> deconv 32 5x5/2 (14x14) -> deconv C 5x5/2 (28x28) -> D logits
                   for 32x32: deconv 128 4x4 valid (4x4) -> deconv 64 5x5/2 (8x8) -> 16x16 -> 32x32
 
-To add an architecture, write one builder `def my_encoder(latent_dim, image_shape) -> keras.Model` (or decoder)
-and add it to `ENCODERS` (or `DECODERS`) under a new name; `--encoder_architecture=<name>` then selects it.
+To add an architecture, write one builder `def my_encoder(latent_dim, image_shape) -> keras.Model` (or decoder),
+add it to `ENCODERS` (or `DECODERS`) under a new name, and add that name to `ARCHITECTURES` in vae/config.py
+(with the image shapes it takes in `shape_problem` there, if it cannot take every shape);
+`--encoder_architecture=<name>` then selects it. run.py checks the names and shapes before Keras is imported, so
+the builders here take them as given.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
@@ -29,9 +32,6 @@ import keras
 from keras import layers
 
 from vae.inputs import MNIST_SHAPE, num_values
-
-CONV_SIZES = (28, 32)      # the image heights (= widths) the conv networks are laid out for
-CONV_CHANNELS = (1, 3)
 
 
 def _split_into_mean_and_log_var(params):
@@ -97,31 +97,16 @@ ENCODERS = {'fc': fc_encoder, 'conv': conv_encoder}
 DECODERS = {'fc': fc_decoder, 'conv': conv_decoder}
 
 
-def shape_problem(architecture, image_shape):
-  """Why `architecture` cannot take images of `image_shape`, as one line, or None if it can."""
-  height, width, channels = image_shape
-  if architecture == 'conv' and not (height == width and height in CONV_SIZES and channels in CONV_CHANNELS):
-    return (f'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not {height}x{width}x{channels}; '
-            f'the fc networks take any shape')
-  return None
-
-
 def build_encoder(architecture, latent_dim, image_shape=MNIST_SHAPE):
-  """The encoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape`."""
-  return _build(ENCODERS, 'encoder', architecture, latent_dim, image_shape)
+  """The encoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape` (one that
+  `vae.config.shape_problem` accepts)."""
+  return _build(ENCODERS, architecture, latent_dim, image_shape)
 
 
 def build_decoder(architecture, latent_dim, image_shape=MNIST_SHAPE):
   """The decoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape`."""
-  return _build(DECODERS, 'decoder', architecture, latent_dim, image_shape)
+  return _build(DECODERS, architecture, latent_dim, image_shape)
 
 
-def _build(registry, what, architecture, latent_dim, image_shape):
-  if architecture not in registry:
-    raise ValueError(f'unknown {what} architecture {architecture!r}; known: {", ".join(sorted(registry))}')
-  if int(latent_dim) < 1:
-    raise ValueError(f'latent_dim must be >= 1, got {latent_dim}')
-  problem = shape_problem(architecture, image_shape)
-  if problem:
-    raise ValueError(problem)
+def _build(registry, architecture, latent_dim, image_shape):
   return registry[architecture](int(latent_dim), tuple(image_shape))

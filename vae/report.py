@@ -20,11 +20,15 @@ import math
 import os
 import sys
 
-from absl import app
 from absl import flags
 
-flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in --seed (mean ± sd, n).')
-FLAGS = flags.FLAGS
+from vae import cli
+from vae.errors import VAEError
+
+COMMAND = cli.Command('python -m vae.report', 'One markdown table of the finished runs in the directories named.',
+                      arguments='DIR [DIR ...]')
+flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in their seed (mean ± sd, n).',
+                     flag_values=COMMAND.flags)
 
 # Flags that never change what a run computes, so they make no column of their own.
 NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only')
@@ -102,11 +106,10 @@ def table(runs, group_seeds=True):
   return lines
 
 
-def main(argv):
-  directories = argv[1:]
+def report(flag_values, directories):
+  """The body of `python -m vae.report`; returns the exit status."""
   if not directories:
-    print('error: name at least one run directory, e.g. python -m vae.report runs/*', file=sys.stderr)
-    return 1
+    raise VAEError('name at least one run directory, e.g. python -m vae.report runs/*')
   runs = {}
   for directory in directories:
     run = read_run(directory)
@@ -115,11 +118,14 @@ def main(argv):
     else:
       runs[directory] = run
   if not runs:
-    print('error: none of the directories holds a finished run', file=sys.stderr)
-    return 1
-  print('\n'.join(table(runs, FLAGS.group_seeds)))
+    raise VAEError('none of the directories holds a finished run')
+  print('\n'.join(table(runs, flag_values.group_seeds)))
   return 0
 
 
+def main(argv=None):
+  return COMMAND.main(report, sys.argv if argv is None else argv)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  sys.exit(main())

@@ -7,7 +7,7 @@
     loss_curve.png    the loss curves
     checkpoints/      model, optimiser and step counter after each complete epoch
     tensorboard/      the same scalars, and the frames, for TensorBoard
-    figs/<kind>/      the per-epoch frames; <kind>.gif beside them at the end
+    figs/<kind>/      the per-epoch frames; at the end <kind>.gif in the output directory itself
     export/           encoder.keras and decoder.keras
 
 Every file is written atomically (vae/fileio.py), so a killed run leaves each file either old or new, never torn.

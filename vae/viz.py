@@ -148,14 +148,12 @@ def class_centroids(points, labels):
   return {int(d): points[labels == d].mean(axis=0) for d in np.unique(labels)}
 
 
-
 def plot_metrics(rows):
   """The loss curves of a run (rows of metrics.csv as dicts) -> uint8 RGB image.
 
   Left: the training objective and the test -ELBO per epoch. Middle: the test rate and distortion, the two terms
-  of the -ELBO, on their own axes since the distortion is many times the rate (about 20x in the default run,
-137 against 6.4 nats). Right: the active units, the
-  latent dimensions in use (a falling count is posterior collapse).
+  of the -ELBO, each on its own axis, since on MNIST the distortion is usually many times the rate. Right: the
+  active units, the latent dimensions in use (a falling count is posterior collapse).
   """
   epochs = [row['epoch'] for row in rows]
   figure = plt.figure(figsize=(14, 4), dpi=100)

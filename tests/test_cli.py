@@ -1,0 +1,84 @@
+"""The one command-line layer (vae/cli.py) as each of the four commands meets it, in this process: --help, a bad
+flag, and the checks that must come before TensorFlow starts."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import run
+from vae import cli, explore, plain_loop, report
+from conftest import REPO_ROOT, user_env
+
+COMMANDS = {'python run.py': run, 'python -m vae.train': plain_loop, 'python -m vae.explore': explore,
+            'python -m vae.report': report}
+
+
+@pytest.mark.parametrize('program', sorted(COMMANDS))
+def test_help_lists_the_commands_own_flags_and_names_no_other(program, capsys):
+  module = COMMANDS[program]
+  assert module.main([program, '--help']) == 0
+  text = capsys.readouterr().out
+  assert text.startswith(f'usage: {program} ')
+  own = set(module.COMMAND.flags)
+  listed = re.findall(r'^  --(\w+) \(default: ', text, flags=re.MULTILINE)
+  assert sorted(listed) == sorted(own)
+  mentioned = set(re.findall(r'--(\w+)', text)) - {'flag', 'help'}
+  assert mentioned <= own, mentioned - own  # no help text sends the user to a flag this command does not take
+
+
+@pytest.mark.parametrize('program', sorted(COMMANDS))
+def test_a_malformed_flag_is_one_line_naming_the_commands_help(program, capsys):
+  assert COMMANDS[program].main([program, '--no_such_flag=1']) == 1
+  assert capsys.readouterr().err == f"error: Unknown command line flag 'no_such_flag' (see {program} --help)\n"
+
+
+def test_report_takes_directories_and_the_others_take_none(capsys):
+  assert report.main(['python -m vae.report', '--group_seeds=maybe', 'x']) == 1
+  assert capsys.readouterr().err == ("error: flag --group_seeds=maybe: ('Non-boolean argument to boolean flag', "
+                                     "'maybe') (see python -m vae.report --help)\n")
+  assert explore.main(['python -m vae.explore', 'runs/x']) == 1
+  assert capsys.readouterr().err == 'error: unexpected arguments: runs/x (flags look like --name=value)\n'
+
+
+def test_checks_that_need_no_tensorflow_come_before_it():
+  """Every refusal of this list is made without importing TensorFlow (nor Keras): a subprocess that would
+  import it is stopped by a module that raises on import."""
+  blocker = ('import sys\nclass Block:\n  def find_spec(self, name, *args):\n'
+             '    if name.split(".")[0] in ("tensorflow", "keras"):\n      raise ImportError("imported " + name)\n'
+             'sys.meta_path.insert(0, Block())\n')
+  cases = [
+      ('run', ['--encoder_architecture=foo'], 'flag --encoder_architecture=foo: value should be one of <fc|conv>'),
+      ('run', ['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
+      ('run', ['--objective=iwae', '--beta=2'], '--objective=iwae trains the importance-weighted bound'),
+      ('run', ['--encoder_architecture=conv', '--dataset=mnist', '--eval_only', '--fresh'], '--eval_only evaluates'),
+      ('vae.plain_loop', ['--steps=0'], '--steps must be a positive integer, got 0'),
+      ('vae.explore', ['--count=7'], '--count must be a positive multiple of 10, got 7'),
+      ('vae.report', [], 'name at least one run directory'),
+  ]
+  program = blocker + (
+      'import json, sys, importlib, contextlib, io\nsys.path.insert(0, ".")\nout = []\n'
+      'for module, arguments in json.loads(sys.argv[1]):\n'
+      '  err = io.StringIO()\n'
+      '  with contextlib.redirect_stderr(err):\n'
+      '    status = importlib.import_module(module).main([module] + arguments)\n'
+      '  out.append([status, err.getvalue()])\n'
+      'print(json.dumps(out))\n')
+  import json
+  result = subprocess.run([sys.executable, '-c', program, json.dumps([[m, a] for m, a, _ in cases])], cwd=REPO_ROOT,
+                          env=user_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  for (module, arguments, message), (status, stderr) in zip(cases, json.loads(result.stdout)):
+    assert status == 1 and stderr.startswith(f'error: {message}') and stderr.count('\n') == 1, (arguments, stderr)
+
+
+def test_was_given_tells_a_flag_on_the_command_line_from_its_default(capsys):
+  seen = {}
+
+  def body(flag_values, arguments):
+    seen['given'] = cli.was_given(flag_values, 'data_dir')
+    return 0
+
+  assert run.COMMAND.main(body, ['run.py', '--data_dir=../mnist']) == 0 and seen['given']
+  assert run.COMMAND.main(body, ['run.py']) == 0 and not seen['given']  # a fresh parse: the default again

@@ -1,0 +1,80 @@
+"""Infrastructure, skip on a first reading: the one command-line layer of every entry point.
+
+`python run.py`, `python -m vae.train`, `python -m vae.explore` and `python -m vae.report` each declare their
+flags on a `Command` of their own and hand it their body, `body(flag_values, arguments) -> exit status`.
+`Command.main` then does for all four what a user expects of any of them:
+
+* `--help` (or -h, --helpshort, --helpfull) prints the command's own summary and flags, and nothing else;
+* a malformed or unknown flag, or an argument the command does not take, ends with one `error:` line;
+* a `VAEError` from the body (a problem the user can fix) ends with its one line, through `vae.errors.fail`;
+* Ctrl-C at any moment outside a training run's epochs (during TensorFlow's start-up, say) ends with one line
+  and status 130, never a traceback.
+
+Nothing here imports TensorFlow: each body checks what it can first and only then starts it.
+"""
+
+import sys
+import textwrap
+
+from absl import flags
+
+from vae.errors import VAEError, fail
+
+HELP_ARGUMENTS = ('-h', '--help', '--helpshort', '--helpfull')
+
+
+class Command:
+  """One entry point: its name as typed, a summary for --help, its flags, and whether it takes arguments."""
+
+  def __init__(self, program, summary, arguments=None):
+    """`program`: how a user starts it (`python run.py`); `arguments`: how --help names its positional
+    arguments (`DIR [DIR ...]`), or None if it takes none."""
+    self.program = program
+    self.summary = summary
+    self.arguments = arguments
+    self.flags = flags.FlagValues()  # this command's flags alone, apart from absl's global ones
+
+  def help_text(self):
+    usage = f'usage: {self.program} [--flag=value ...]' + (f' {self.arguments}' if self.arguments else '')
+    lines = [usage, '', self.summary.strip(), '', 'flags:']
+    for name, flag in self.flags._flags().items():  # in the order they were defined
+      if name != flag.name:  # a short alias
+        continue
+      lines.append(f'  --{name} (default: {flag.default_as_str or "none"})')
+      lines.extend(textwrap.wrap(flag.help, width=100, initial_indent='      ', subsequent_indent='      '))
+    return '\n'.join(lines) + '\n'
+
+  def main(self, body, argv):
+    """Parses `argv` (argv[0] the program) and runs `body(flag_values, arguments)`; returns the exit status."""
+    try:
+      if any(argument in HELP_ARGUMENTS for argument in argv[1:]):
+        sys.stdout.write(self.help_text())
+        return 0
+      self.flags.unparse_flags()  # a fresh parse for every command line (the tests run several in one process)
+      try:
+        arguments = self.flags(list(argv))[1:]
+      except flags.Error as e:
+        return fail(f'{e} (see {self.program} --help)')
+      if arguments and not self.arguments:
+        return fail(f'unexpected arguments: {" ".join(arguments)} (flags look like --name=value)')
+      _quiet_absl_logging()
+      return body(self.flags, arguments) or 0
+    except VAEError as e:
+      return fail(str(e), status=e.exit_status)
+    except KeyboardInterrupt:
+      return fail('interrupted', status=130)
+
+
+def was_given(flag_values, name):
+  """Whether flag `name` was on the command line (rather than left at its default)."""
+  return flag_values[name].present > 0
+
+
+def _quiet_absl_logging():
+  """absl's Python logging, which TensorFlow's Python side writes through, at warnings and above, and without
+  absl's "logging before flag parsing" preamble (the global flags are not ours to parse)."""
+  from absl import logging
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  logging.set_verbosity(logging.WARNING)
