@@ -75,7 +75,7 @@ def throughput(data_dir, rounds, steps_for):
       reference_step, reference_batches = make_reference(reference_model, mnist.train_images, config.batch_size)
 
       def run_ours():
-        ours.run_epoch('bench', stream=io.StringIO())
+        ours.run_epoch(stream=io.StringIO())
 
       def run_reference():
         loss = None
@@ -111,12 +111,12 @@ def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
                                      mnist.train_images, os.path.join(scratch, mode))
                   for mode in ('none', 'dynamic')}
       for trainer in trainers.values():  # compile, fill caches
-        trainer.run_epoch('bench', stream=io.StringIO())
+        trainer.run_epoch(stream=io.StringIO())
       timings = {mode: [] for mode in trainers}
       for _ in range(rounds):
         for mode, trainer in trainers.items():
           started = time.perf_counter()
-          trainer.run_epoch('bench', stream=io.StringIO())
+          trainer.run_epoch(stream=io.StringIO())
           timings[mode].append(steps * trainer.config.batch_size / (time.perf_counter() - started))
     medians = {mode: statistics.median(values) for mode, values in timings.items()}
     results[str(latent_dim)] = dict(medians, ratio=medians['dynamic'] / medians['none'])

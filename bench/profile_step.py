@@ -122,7 +122,7 @@ def main(argv):
     trainer = loop.Trainer(config, mnist.train_images, scratch)
 
     def ours():
-      trainer.run_epoch('profile', stream=io.StringIO())  # reads every loss back itself
+      trainer.run_epoch(stream=io.StringIO())  # reads every loss back itself
       return []
     ours_ms = median_ms_per_step(ours, config.updates_per_epoch, FLAGS.rounds)
 

@@ -229,13 +229,18 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(shared_run, tmp
   data_dir, reference = shared_run('reference')
   run = copy_run(reference, tmp_path / 'run')
 
-  def disk_full(self, *args, **kwargs):
+  def disk_full(self, file_prefix, *args, **kwargs):
+    # As TensorFlow's sharded save fails on a full disk: its temporary directory and a part file are left.
+    os.makedirs(f'{file_prefix}_temp', exist_ok=True)
+    open(os.path.join(f'{file_prefix}_temp', 'part-00000-of-00001.data-00000-of-00001'), 'wb').write(b'x' * 100)
     raise tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
 
-  monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full)
+  monkeypatch.setattr(tf.train.Checkpoint, 'write', disk_full)
   with pytest.raises(OutputError, match=r'cannot write a checkpoint into .*No space left on device; the previous '
                                         r'checkpoint is kept'):
     loop.run_training(tiny_config(data_dir, run, epochs=4), log=QUIET)
+  assert sorted(os.listdir(os.path.join(run, 'checkpoints'))) == sorted(os.listdir(os.path.join(reference,
+                                                                                                  'checkpoints')))
   assert tf.train.latest_checkpoint(os.path.join(run, 'checkpoints')).endswith('ckpt-12')
 
 

@@ -10,7 +10,7 @@ import time
 
 import tensorflow as tf
 
-from vae import loop
+from vae import checkpoints, loop
 from conftest import REPO_ROOT, Started, run_py, user_env, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
@@ -38,12 +38,20 @@ def wait_until_paused(process):
     time.sleep(0.05)
 
 
-def start(args, output_dir, pause_after_epoch):
-  # Ctrl-C as in a terminal: SIGINT handled by default, even when the test runner was started with it ignored.
-  return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={output_dir}'],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=user_env(VAE_TEST_PAUSE_AFTER_EPOCH=str(pause_after_epoch)),
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+# run.py as a terminal starts it, with SIGINT not ignored even when the test runner was started with it ignored
+# (a child inherits an ignored signal, and a run leaves ignored signals alone, as `nohup` expects): reset in the
+# child's Python before run.py starts, rather than with a preexec_fn in this process, which holds TensorFlow's
+# threads.
+AS_FROM_A_TERMINAL = ('import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); '
+                      'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
+
+
+def start(args, output_dir, **pause):
+  """run.py on `output_dir`, pausing itself as `pause` says: pause_after_epoch=N or pause_at_step=S."""
+  env = user_env(**{f'VAE_TEST_{name.upper()}': str(value) for name, value in pause.items()})
+  return subprocess.Popen([sys.executable, '-c', AS_FROM_A_TERMINAL, os.path.join(REPO_ROOT, 'run.py'), *args,
+                           f'--output_dir={output_dir}'],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def end(process):
@@ -53,10 +61,9 @@ def end(process):
     process.communicate()
 
 
-def checkpointed_epochs(output_dir, updates_per_epoch):
-  """Epochs in the checkpoint a resumed run would start from (the one the checkpoint state file names)."""
-  latest = tf.train.latest_checkpoint(os.path.join(output_dir, 'checkpoints'))
-  return int(latest.rsplit('-', 1)[1]) // updates_per_epoch if latest else 0
+def checkpointed_steps(output_dir):
+  """The steps of the checkpoints on disk, newest first (a resumed run starts from the first intact one)."""
+  return [step for step, _ in checkpoints.on_disk(os.path.join(output_dir, 'checkpoints'))]
 
 
 def everything_a_run_wrote(output_dir):
@@ -78,18 +85,19 @@ def everything_a_run_wrote(output_dir):
   return files
 
 
-def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
+def test_sigterm_mid_epoch_ctrl_c_a_second_run_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(
+    tmp_path):
   # The CPU path does not matter here (the reruns of tests/test_run.py cover both): the uninterrupted reference
-  # is trained in this process, the stopped run as a user runs it. The run stops itself right after a known
-  # epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
+  # is trained in this process, the stopped run as a user runs it. The run stops itself at a known step or right
+  # after a known epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  epochs, updates = 3, 2
+  epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (loop.STEPS_PER_CALL)
   args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2', '--decoder_architecture=conv']
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
-  process = start(args, stopped, pause_after_epoch=1)
+  process = start(args, stopped, pause_at_step=30)
   second = None
   try:
     wait_until_paused(process)
@@ -104,17 +112,29 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
     assert refused.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or '
                                            f'choose another --output_dir']
     assert process.poll() is None
-    # Ctrl-C, delivered as the run continues right after its first checkpoint: exit 130, one line that counts
-    # the checkpointed epochs.
+    # SIGTERM (a scheduler's time limit) halfway through epoch 2: the steps under way finish, the run saves at
+    # step 30 and exits 128 + 15 with one line.
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=HANG_GUARD_S)
+    assert process.returncode == 143 and checkpointed_steps(stopped) == [30, 20]
+    assert stderr.splitlines() == [f'error: stopped by SIGTERM at step 30 (10 of the 20 steps of epoch 2 done); the '
+                                   f'run is checkpointed there in {stopped}/checkpoints. Run the same command again '
+                                   f'to resume']
+
+    # Resumed at that step; Ctrl-C while epoch 2's checkpoint is being written: it waits for the epoch's end.
+    process = start(args, stopped, pause_after_epoch=2)
+    wait_until_paused(process)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGCONT)
     _, stderr = process.communicate(timeout=HANG_GUARD_S)
-    assert process.returncode == 130 and checkpointed_epochs(stopped, updates) == 1
-    assert stderr.splitlines() == [f'error: interrupted; 1 of {epochs} epochs are complete and checkpointed in '
-                                   f'{stopped}/checkpoints. Run the same command again to resume']
+    assert process.returncode == 130 and checkpointed_steps(stopped) == [40, 30]
+    assert stderr.splitlines() == [f'error: stopped by SIGINT at step 40 (after epoch 2 of {epochs}); the run is '
+                                   f'checkpointed there in {stopped}/checkpoints. Run the same command again to '
+                                   f'resume']
 
-    # Resumed, then killed outright once its second epoch is checkpointed.
-    process = start(args, stopped, pause_after_epoch=2)
+    # Resumed, then killed outright halfway through epoch 3: nothing is saved, the last checkpoint stays.
+    process = start(args, stopped, pause_at_step=50)
     wait_until_paused(process)
     assert completed_epochs(stopped) == 2
     process.send_signal(signal.SIGKILL)
@@ -123,7 +143,7 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
     end(process)
     if second:
       second.stop()
-  assert checkpointed_epochs(stopped, updates) == 2
+  assert checkpointed_steps(stopped) == [40, 30]
 
   finished = run_py(*args, f'--output_dir={stopped}')
   assert finished.returncode == 0, finished.stderr
@@ -134,3 +154,9 @@ def test_a_second_run_ctrl_c_and_a_kill_then_resuming_end_equal_to_an_uninterrup
           os.path.join('figs', 'canvas', f'epoch_{epochs:04d}.png')} <= set(got)
   for name in expected:
     assert got[name] == expected[name], name
+  reference, resumed = (tf.train.load_checkpoint(checkpoints.newest_intact(os.path.join(d, 'checkpoints'))[1])
+                        for d in (whole, stopped))
+  names = [n for n in reference.get_variable_to_shape_map() if n != '_CHECKPOINTABLE_OBJECT_GRAPH']
+  assert sorted(names) == sorted(n for n in resumed.get_variable_to_shape_map() if n != '_CHECKPOINTABLE_OBJECT_GRAPH')
+  for name in names:
+    assert (reference.get_tensor(name) == resumed.get_tensor(name)).all(), name

@@ -166,8 +166,8 @@ def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
   assert again['eval_k'] == 7
   # Restored from the checkpoint, the same model and noise give the test ELBO the training run reported.
   np.testing.assert_allclose(again['test_elbo'], trained['test_elbo'], rtol=1e-6)
-  assert empty == (1, f'error: {tmp_path / "nothing"} holds no trained run (no flags.json or no checkpoint); '
-                      f'train one there first\n', '')
+  assert empty == (1, f'error: {tmp_path / "nothing"} holds no trained run (it does not exist); train one there '
+                      f'first\n', '')
 
 
 @functools.lru_cache(maxsize=1)

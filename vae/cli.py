@@ -7,17 +7,23 @@ flags on a `Command` of their own and hand it their body, `body(flag_values, arg
 * `--help` (or -h, --helpshort, --helpfull) prints the command's own summary and flags, and nothing else;
 * a malformed or unknown flag, or an argument the command does not take, ends with one `error:` line;
 * a `VAEError` from the body (a problem the user can fix) ends with its one line, through `vae.errors.fail`;
-* Ctrl-C at any moment outside a training run's epochs (during TensorFlow's start-up, say) ends with one line
-  and status 130, never a traceback.
+* a stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGUSR1; vae/signals.py) ends it with one line and status 128 + the
+  signal's number, never a traceback: at once outside a training run's steps (during TensorFlow's start-up, say),
+  and after saving at the step inside them (vae/loop.py);
+* a closed standard output (`python run.py | head -1`) does not stop it: what it would print goes nowhere, and
+  it runs to its end as if nothing had happened.
 
 Nothing here imports TensorFlow: each body checks what it can first and only then starts it.
 """
 
+import errno
+import os
 import sys
 import textwrap
 
 from absl import flags
 
+from vae import signals
 from vae.errors import VAEError, fail
 
 HELP_ARGUMENTS = ('-h', '--help', '--helpshort', '--helpfull')
@@ -46,6 +52,15 @@ class Command:
 
   def main(self, body, argv):
     """Parses `argv` (argv[0] the program) and runs `body(flag_values, arguments)`; returns the exit status."""
+    stdout = sys.stdout
+    sys.stdout = _SurvivesAClosedPipe(stdout)
+    try:
+      with signals.install():
+        return self._parse_and_run(body, argv)
+    finally:
+      sys.stdout = stdout
+
+  def _parse_and_run(self, body, argv):
     try:
       if any(argument in HELP_ARGUMENTS for argument in argv[1:]):
         sys.stdout.write(self.help_text())
@@ -61,8 +76,47 @@ class Command:
       return body(self.flags, arguments) or 0
     except VAEError as e:
       return fail(str(e), status=e.exit_status)
+    except signals.Stopped as e:
+      return fail(str(e), status=e.exit_status)
     except KeyboardInterrupt:
       return fail('interrupted', status=130)
+
+
+class _SurvivesAClosedPipe:
+  """sys.stdout, until the reader of a pipe goes away: from then on what is written goes to /dev/null (the
+  descriptor too, so that nothing complains at exit), and the command carries on."""
+
+  def __init__(self, stream):
+    self._stream = stream
+
+  def _closed(self):
+    devnull = open(os.devnull, 'w')
+    try:
+      os.dup2(devnull.fileno(), self._stream.fileno())
+    except (OSError, ValueError, AttributeError):
+      pass
+    self._stream = devnull
+
+  def write(self, text):
+    try:
+      return self._stream.write(text)
+    except BrokenPipeError:
+      self._closed()
+      return len(text)
+    except OSError as e:
+      if e.errno != errno.EPIPE:
+        raise
+      self._closed()
+      return len(text)
+
+  def flush(self):
+    try:
+      self._stream.flush()
+    except BrokenPipeError:
+      self._closed()
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
 
 
 def was_given(flag_values, name):

@@ -6,6 +6,7 @@ Every field of `Config` is one setting. Its metadata says everything else about 
     resume    why a run may only be resumed with the same value, or None if it may change between two parts of a
               run; vae/rundir.py refuses a resume that changes one, and says why
     minimum   the smallest allowed value of a number, checked before any work
+    maximum   the largest (what TensorFlow's int32 shapes, numpy's seeds or vae/streams.py's counters take)
     choices   the allowed values of a string with a fixed set of them
 
 `run.py` defines one absl flag per field from this, builds the `Config` from the flags and checks the rules; the
@@ -36,10 +37,17 @@ def shape_problem(architecture, image_shape):
   return None
 
 
-def setting(default, description, resume=None, minimum=None, choices=None):
-  """One field of `Config`: its default, and the metadata described above (`description` becomes `help`)."""
+INT32_MAX = 2 ** 31 - 1
+MAX_STEPS = 2 ** 40 - 1  # vae/streams.py keys a step's noise with a 40-bit counter
+
+
+def setting(default, description, resume=None, minimum=None, choices=None, maximum=None):
+  """One field of `Config`: its default, and the metadata described above (`description` becomes `help`).
+  Integers default to at most INT32_MAX."""
+  if maximum is None and isinstance(default, int) and not isinstance(default, bool):
+    maximum = INT32_MAX
   return dataclasses.field(default=default, metadata={'help': description, 'resume': resume, 'minimum': minimum,
-                                                       'choices': choices})
+                                                       'choices': choices, 'maximum': maximum})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +102,8 @@ class Config:
       ' (needs --beta=1 and no warm-up). See vae/objectives.py.', resume='it is the objective trained',
       choices=tuple(OBJECTIVES))
   seed: int = setting(0, 'Random seed: weights, minibatch order and all noise derive from it.',
-                      resume='the initial weights and every random stream derive from it', minimum=0)
+                      resume='the initial weights and every random stream derive from it', minimum=0,
+                      maximum=2 ** 32 - 1)
   output_dir: str = setting(
       '.', 'Where metrics, checkpoints, frames and gifs go. The default "." refreshes the top-level gifs when run '
       'from the repository root, as the original did. A run finds its checkpoints here to resume (see --fresh, '
@@ -112,7 +121,16 @@ class Config:
       False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, instead of resuming.')
 
 
+def _encodable(text):
+  try:
+    text.encode('utf-8')
+  except UnicodeEncodeError:
+    return False
+  return True
+
+
 SETTINGS = dataclasses.fields(Config)
+RUN_SETTINGS = {f.name: f for f in SETTINGS}
 RESUME_KEYS = tuple(f.name for f in SETTINGS if f.metadata['resume'])
 RESUME_REASONS = {f.name: f.metadata['resume'] for f in SETTINGS if f.metadata['resume']}
 
@@ -144,9 +162,17 @@ def problem(config):
     if minimum is not None and value < minimum:
       return (f'--{field.name} must be a positive integer, got {value}' if minimum == 1 else
               f'--{field.name} must be >= {minimum}, got {value}')
+    maximum = field.metadata['maximum']
+    if maximum is not None and value > maximum:
+      return f'--{field.name} must be at most {maximum}, got {value}'
     choices = field.metadata['choices']
     if choices and value not in choices:
       return f'--{field.name} must be one of {", ".join(choices)}, got {value!r}'
+    if isinstance(value, str) and not _encodable(value):
+      return f'--{field.name} {value.encode("utf-8", "surrogateescape")!r} is not UTF-8 text; choose a name that is'
+  if config.epochs * config.updates_per_epoch > MAX_STEPS:
+    return (f'--epochs times --updates_per_epoch must be at most {MAX_STEPS} training steps, got '
+            f'{config.epochs * config.updates_per_epoch}')
   if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
     return f'--learning_rate must be a positive finite number, got {config.learning_rate}'
   if not (config.beta >= 0 and math.isfinite(config.beta)):

@@ -24,7 +24,6 @@ References:
   [1] T. White. Sampling Generative Networks. 2016. https://arxiv.org/abs/1609.04468
 """
 
-import json
 import math
 import os
 import sys
@@ -105,8 +104,6 @@ def load_export(output_dir):
     raise VAEError(f'{output_dir} holds no exported model (export/encoder.keras and export/decoder.keras); train '
                    f'a run there first')
   try:
-    with open(os.path.join(output_dir, 'flags.json')) as f:
-      saved = json.load(f)
     encoder, decoder = (keras.models.load_model(p) for p in paths)
     latent_dim = int(decoder.inputs[0].shape[-1])
     if len(encoder.outputs) != 2 or int(encoder.outputs[0].shape[-1]) != latent_dim:
@@ -114,6 +111,11 @@ def load_export(output_dir):
   except Exception as e:  # noqa: BLE001  (any failure here means: not one of our runs)
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise VAEError(f'{output_dir} does not hold a run exported by this project ({reason[:200]})') from None
+  from vae import rundir
+  saved = rundir.read_saved_flags(rundir.RunPaths(output_dir), hint='restore it from a copy of the run')
+  if saved is None:
+    raise VAEError(f'{output_dir} holds no flags.json beside its export, so which data set it was trained on is '
+                   f'unknown; restore it from a copy of the run')
   return encoder, decoder, saved
 
 

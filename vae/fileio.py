@@ -91,8 +91,8 @@ def _remove_quietly(path):
 class RunLock:
   """An exclusive lock on an output directory, so that two runs never interleave checkpoints and frames.
 
-  It is an flock on `<dir>/.lock`: the operating system drops it when the holding process exits, however it
-  exits, so a crashed or killed run never leaves it stuck.
+  It is an flock on the empty file `<dir>/.lock`: the operating system drops it when the holding process exits,
+  however it exits, so a crashed or killed run never leaves it stuck. --eval_only takes it too.
   """
 
   def __init__(self, directory):
@@ -112,8 +112,7 @@ class RunLock:
       self.fd = None
       raise OutputError(f'another run is using {os.path.dirname(self.path)}; wait for it to finish or choose '
                         f'another --output_dir') from None
-    os.ftruncate(self.fd, 0)
-    os.write(self.fd, f'{os.getpid()}\n'.encode())
+    # Nothing is written into it: the flock is the lock, and a rerun on a finished run changes no file.
     return self
 
   def __exit__(self, *exc):

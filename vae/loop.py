@@ -21,14 +21,15 @@ importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json
 """
 
 import dataclasses
+import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vae import data, engine, evaluate, gifs, inputs, networks, rundir, viz
-from vae.config import RESUME_KEYS, Config
+from vae import checkpoints, data, engine, evaluate, gifs, inputs, networks, rundir, signals, viz
+from vae.config import RESUME_KEYS, RUN_SETTINGS, Config
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
 from vae.model import VAE, reparameterize
@@ -63,6 +64,7 @@ class Trainer:
 
   def __init__(self, config, train_images, checkpoint_dir, image_shape=inputs.MNIST_SHAPE):
     self.config = config
+    self.checkpoint_dir = checkpoint_dir
     self.model = build_model(config, image_shape)
     self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
     self.train_steps = engine.make_train_steps(
@@ -71,37 +73,49 @@ class Trainer:
     self.num_examples = len(train_images)
     self.batches = iter(inputs.train_batch_indices(self.num_examples, config.batch_size, config.seed))
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    # The sum of the training losses of the epoch in progress: 0 at an epoch's end, and what a checkpoint saved
+    # mid-epoch (on a stop signal) needs for that epoch's mean loss in metrics.csv.
+    self.epoch_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='epoch_loss_sum')
     # The minibatch order is a function of (seed, step), so the step counter is all the data state there is.
     self.checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
-                                          optimizer=self.optimizer, step=self.step)
-    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
+                                          optimizer=self.optimizer, step=self.step,
+                                          epoch_loss_sum=self.epoch_loss_sum)
+    self.saved_step = None  # the step of the newest checkpoint on disk
     self.first_step_time = None  # wall-clock time of the first training step, for start-up measurements
 
-  def restore(self):
-    """Restores the latest checkpoint, if any; returns the number of completed epochs."""
-    latest = self.manager.latest_checkpoint
-    if latest is None:
+  def restore(self, newest):
+    """Restores the checkpoint `newest` = (step, prefix) of `checkpoints.newest_intact`, if any; returns the
+    global step it holds (0 without one)."""
+    checkpoints.remove_temporaries(self.checkpoint_dir)
+    if newest is None:
       return 0
-    try:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
-      raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]}); pass --fresh to start '
-                     f'over') from None
-    step = int(self.step.numpy())
+    step, checkpoint_prefix = newest
+    checkpoints.restore(self.checkpoint, checkpoint_prefix)
+    self.saved_step = step
     self.batches = iter(inputs.train_batch_indices(self.num_examples, self.config.batch_size, self.config.seed,
-                                             start_step=step))
-    return step // self.config.updates_per_epoch
+                                                   start_step=step))
+    return step
 
-  def run_epoch(self, label, stream=None):
-    """`updates_per_epoch` steps; returns the mean training loss. Raises VAEError on a non-finite loss."""
-    updates = self.config.updates_per_epoch
-    bar = ProgressBar(label, updates, stream=stream)
+  def run_epoch(self, epoch=None, stream=None):
+    """The steps of epoch `epoch` (1, 2, ...; by default the one the step counter is in) not yet taken; returns the
+    epoch's mean training loss.
+
+    Raises VAEError on a non-finite loss, and `signals.Stopped` after saving a checkpoint at the current step when
+    a stop signal arrived during the steps (the caller runs this inside `signals.deferred()`).
+    """
+    config = self.config
+    updates = config.updates_per_epoch
+    if epoch is None:
+      epoch = int(self.step.numpy()) // updates + 1
+    label = f'epoch {epoch}/{config.epochs}'
+    done = int(self.step.numpy()) - (epoch - 1) * updates  # > 0 when resuming mid-epoch
+    bar = ProgressBar(label, updates, stream=stream, done=done, loss_sum=float(self.epoch_loss_sum.numpy()))
     if self.first_step_time is None:
       self.first_step_time = time.time()
-    done = 0
     while done < updates:
-      # STEPS_PER_CALL steps run in one compiled call (see engine.make_train_steps); the epoch's last call
-      # takes the remainder, so that an epoch ends exactly where its checkpoint says.
+      # STEPS_PER_CALL steps run in one compiled call (see engine.make_train_steps), counted from the epoch's
+      # start; the epoch's last call takes the remainder, so that an epoch ends exactly where its checkpoint says
+      # and a run resumed after a stop makes the very calls an uninterrupted one makes.
       count = min(STEPS_PER_CALL, updates - done)
       indices = tf.stack([next(self.batches) for _ in range(count)])    # [S, B]
       losses = self.train_steps(indices, self.step.read_value()).numpy().astype(np.float64)
@@ -114,20 +128,30 @@ class Trainer:
       self.step.assign_add(count)
       done += count
       bar.update(done, losses)
+      if signals.pending() and done < updates:
+        self.epoch_loss_sum.assign(bar.loss_sum)
+        bar.finish()
+        self.save()
+        where = f'{done} of the {updates} steps of epoch {epoch} done'
+        raise signals.Stopped(signals.pending(), self.stop_line(signals.pending(), where), saved=True)
     bar.finish()
+    self.epoch_loss_sum.assign(0.0)
     return bar.mean_loss
 
+  def stop_line(self, signum, where):
+    """The one line a stop signal ends the run with, once the checkpoint of the current step is saved."""
+    import signal
+    return (f'stopped by {signal.Signals(signum).name} at step {int(self.step.numpy())} ({where}); the run is '
+            f'checkpointed there in {self.checkpoint_dir}. Run the same command again to resume')
+
   def checkpointed_epochs(self):
-    """Epochs in the latest checkpoint written (each is named by its step), whatever the step counter says now."""
-    latest = self.manager.latest_checkpoint
-    return int(latest.rsplit('-', 1)[1]) // self.config.updates_per_epoch if latest else 0
+    """Complete epochs in the newest checkpoint written, whatever the step counter says now."""
+    return (self.saved_step or 0) // self.config.updates_per_epoch
 
   def save(self):
-    try:
-      self.manager.save(checkpoint_number=int(self.step.numpy()))
-    except (tf.errors.OpError, OSError) as e:
-      raise OutputError(f'cannot write a checkpoint into {self.manager.directory}: '
-                        f'{str(e).splitlines()[0]}; the previous checkpoint is kept') from None
+    step = int(self.step.numpy())
+    checkpoints.save(self.checkpoint, self.checkpoint_dir, step)
+    self.saved_step = step
 
 
 def run_training(config, flag_values=None, log=print):
@@ -139,6 +163,10 @@ def run_training(config, flag_values=None, log=print):
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
   dataset = data.load(config.dataset, config.data_dir)
+  size_problem = run_size_problem(config, len(dataset.train_images), len(dataset.test_images),
+                                  dataset.train_images.shape[1])
+  if size_problem:
+    raise VAEError(size_problem)
   log(f'{dataset.name} from {config.data_dir}: {len(dataset.train_images):,} training and '
       f'{len(dataset.test_images):,} test images of {"x".join(map(str, dataset.image_shape))}, '
       f'binarize={config.binarize}')
@@ -151,36 +179,120 @@ def run_training(config, flag_values=None, log=print):
     return _train_locked(config, paths, handover, flag_values or dataclasses.asdict(config), log)
 
 
-def _train_locked(config, paths, handover, flag_values, log):
-  run = TrainingRun(config, paths, handover, flag_values, log)
+def run_size_problem(config, num_train, num_test, num_values):
+  """Why a run of `config` cannot fit this data set or this machine, as one line, or None. Checked once the data
+  set's size is known and before anything is written.
+
+  The memory is an estimate from the flags, on the low side: the fc networks' weights with their gradients and
+  Adam's two moments, the training set as uint8 codes, the test set as float32, and the activations of one
+  training step (forward and backward), of one evaluation batch and of one chunk of the final estimate.
+  """
+  if config.batch_size > num_train:
+    return (f'--batch_size={config.batch_size} is larger than the training set ({num_train:,} images); pass '
+            f'--batch_size={num_train} or less')
+  d, width = config.latent_dim, 500 + 500 + 200   # the hidden units of each network
+  weights = num_values * 500 + 500 * 500 + 500 * 200 + 200 * 2 * d + d * 200 + 200 * 500 + 500 * 500 + 500 * num_values
+  rows_per_step = config.batch_size * config.train_k
+  activations = 3 * (rows_per_step + 2000 + 8000) * (2 * num_values + 2 * width + 4 * d)
+  needed = 4 * (4 * weights + activations) + num_train * num_values + 4 * num_test * num_values
+  available = _physical_memory()
+  if available and needed > available:
+    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from --latent_dim={d}, '
+            f'--batch_size={config.batch_size} and --train_k={config.train_k}), more than this machine\'s '
+            f'{available / 2 ** 30:.1f} GiB')
+  return None
+
+
+def _physical_memory():
   try:
-    for epoch in range(run.completed_epochs + 1, config.epochs + 1):
-      run.train_epoch(epoch)
-  except KeyboardInterrupt:
-    # The checkpoint, not the step counter, says what is kept: Ctrl-C during an epoch's evaluation or frames
-    # finds its steps done but its checkpoint not yet written.
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def _train_locked(config, paths, handover, flag_values, log):
+  newest = resume_point(config, paths, flag_values, log)
+  if newest == FINISHED:
+    log(f'{paths.root} holds the finished run of {config.epochs} epochs: nothing to do (raise --epochs to continue '
+        f'it, or pass --eval_only --eval_k=K to estimate its log-likelihood again)')
+    return None
+  run = TrainingRun(config, paths, handover, flag_values, log, newest)
+  try:
+    # A stop signal waits for the steps under way (vae/signals.py): the epoch in progress is saved at its step,
+    # or, when the signal comes during an epoch's evaluation, frames or checkpoint, at the epoch's end.
+    with signals.deferred():
+      for epoch in range(run.completed_epochs + 1, config.epochs + 1):
+        run.train_epoch(epoch)
+        if signals.pending():
+          where = f'after epoch {epoch} of {config.epochs}'
+          raise signals.Stopped(signals.pending(), run.trainer.stop_line(signals.pending(), where), saved=True)
+  except (signals.Stopped, KeyboardInterrupt) as e:
+    if isinstance(e, signals.Stopped) and e.saved:
+      raise
+    # A second signal, or Ctrl-C without vae/cli.py's handlers: the newest checkpoint, not the step counter,
+    # says what is kept.
     completed = run.trainer.checkpointed_epochs()
-    raise Interrupted(f'interrupted; {completed} of {config.epochs} epochs are complete and checkpointed in '
-                      f'{paths.checkpoints}. Run the same command again to resume') from None
+    line = (f'{completed} of {config.epochs} epochs are complete and checkpointed in {paths.checkpoints}. Run the '
+            f'same command again to resume')
+    if isinstance(e, KeyboardInterrupt):
+      raise Interrupted(f'interrupted; {line}') from None
+    raise signals.Stopped(e.signum, f'{e}; {line}', saved=True) from None
   finally:
     run.close_epochs()
-  return run.finish()
+  try:
+    return run.finish()
+  except signals.Stopped as e:
+    raise signals.Stopped(e.signum, f'{e} while finishing the run; all {config.epochs} epochs are checkpointed in '
+                                    f'{paths.checkpoints}. Run the same command again to finish it',
+                          saved=True) from None
+
+
+FINISHED = 'finished'
+
+
+def resume_point(config, paths, flag_values, log):
+  """The newest intact checkpoint (step, prefix) to resume from, None to start afresh, or FINISHED; checked
+  before any file of the directory is written, on the same view of it the restore then uses.
+
+  Refuses (VAEError, one line) a directory that holds a run this one cannot continue: flags that a resume must
+  match changed, more epochs than --epochs, metrics without the checkpoints they belong to.
+  """
+  if config.fresh:
+    return None
+  newest = checkpoints.newest_intact(paths.checkpoints, log)
+  rows = rundir.read_metrics(paths.metrics)
+  held = newest[0] // config.updates_per_epoch if newest else 0
+  if newest is None and len(rows) > 1:
+    raise VAEError(f'{paths.root} holds metrics.csv with {len(rows)} epochs but no checkpoint to resume from; '
+                   f'restore its checkpoints/ from a copy, or pass --fresh to start over (this deletes its '
+                   f'metrics and frames)')
+  if newest is None:
+    return None
+  rundir.check_resumable(paths, flag_values)
+  step, total = newest[0], config.epochs * config.updates_per_epoch
+  if step > total:
+    raise VAEError(f'{paths.root} holds a run trained for {step} steps ({held} epochs of '
+                   f'{config.updates_per_epoch}), more than --epochs={config.epochs} asks for; pass '
+                   f'--epochs={-(-step // config.updates_per_epoch)} or more to continue it, or --fresh to start over')
+  if len(rows) < held:
+    raise VAEError(f'{paths.metrics} holds {len(rows)} epochs but the checkpoint {newest[1]} holds {held}; restore '
+                   f'metrics.csv from a copy, or pass --fresh to start over')
+  if step == total and rundir.read_evaluation(paths) is not None:
+    return FINISHED
+  return newest
 
 
 class TrainingRun:
   """One run in its output directory, in three parts: set up and restored (`__init__`), trained one epoch at a
   time (`train_epoch`), and finished (`finish`: gifs, loss curve, export, the final estimate)."""
 
-  def __init__(self, config, paths, handover, flag_values, log):
-    """Clears (--fresh) or checks (a resume) the directory, writes flags.json, builds the trainer and restores
-    its checkpoint, and prepares what every epoch evaluates and draws on the same footing."""
+  def __init__(self, config, paths, handover, flag_values, log, newest):
+    """Clears the directory (--fresh), builds the trainer and restores the checkpoint `newest` (of
+    `resume_point`), writes flags.json, and prepares what every epoch evaluates and draws on the same footing."""
     dataset = handover.pop()
     self.config, self.paths, self.log = config, paths, log
     if config.fresh:
       rundir.clear_run(paths)
-    elif tf.train.latest_checkpoint(paths.checkpoints):
-      rundir.check_resumable(paths, flag_values)
-    rundir.write_json(paths.flags, flag_values)
     # Same seed and flags, same numbers: deterministic kernels (on CPU this costs little).
     tf.config.experimental.enable_op_determinism()
 
@@ -188,11 +300,17 @@ class TrainingRun:
     self.trainer = Trainer(config, train_images, paths.checkpoints, dataset.image_shape)
     del train_images
     self.dataset = dataset._replace(train_images=None)  # the trainer holds its compact copy
-    self.completed_epochs = self.trainer.restore()
-    if self.completed_epochs:
-      log(f'resuming after epoch {self.completed_epochs} (step {int(self.trainer.step.numpy())}) from '
-          f'{paths.checkpoints}')
-    self.rows = rundir.read_metrics(paths.metrics, up_to_epoch=self.completed_epochs)
+    step = self.trainer.restore(newest)
+    updates = config.updates_per_epoch
+    self.completed_epochs = step // updates
+    if step and step % updates:
+      log(f'resuming at step {step} ({step % updates} of the {updates} steps of epoch {self.completed_epochs + 1} '
+          f'done) from {paths.checkpoints}')
+    elif step:
+      log(f'resuming after epoch {self.completed_epochs} (step {step}) from {paths.checkpoints}')
+    # Written once the checkpoint is known to fit the flags, so that a refused resume leaves it as it was.
+    rundir.write_json(paths.flags, flag_values)
+    self.rows = rundir.read_metrics(paths.metrics)[:self.completed_epochs]
 
     # Drawn once, before the loop, so that every epoch is measured and drawn on the same footing.
     model = self.trainer.model
@@ -216,7 +334,7 @@ class TrainingRun:
     config, timer, trainer = self.config, self.timer, self.trainer
     started = time.perf_counter()
     with timer('training steps'):
-      train_loss = trainer.run_epoch(f'epoch {epoch}/{config.epochs}')
+      train_loss = trainer.run_epoch(epoch)
     with timer('test evaluation'):
       test = self.test = self.evaluate_fn(self.test_images, self.eval_eps)
     last = {'dataset': self.dataset.name, 'objective': config.objective, 'train_k': config.train_k, 'epoch': epoch,
@@ -301,27 +419,32 @@ def final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log, elb
 
 
 def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
-  """--eval_only: restores the run in `output_dir` and re-estimates its test ELBO and log-likelihood."""
+  """--eval_only: restores the run in `output_dir` and re-estimates its test ELBO and log-likelihood.
+
+  Takes the run lock, as training does, so that it never overwrites evaluation.json under a training run, nor a
+  training run under it.
+  """
   paths = rundir.RunPaths(output_dir)
-  saved = rundir.read_saved_flags(paths)
-  if saved is None or not tf.train.latest_checkpoint(paths.checkpoints):
-    raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
-  fields = {f.name for f in dataclasses.fields(Config)}
-  run_config = Config(**{k: v for k, v in saved.items() if k in fields})
-  config = dataclasses.replace(run_config, eval_k=eval_k, output_dir=output_dir,
-                               data_dir=data.resolve_data_dir(run_config.dataset, data_dir, saved.get('data_dir')))
-  dataset = data.load(config.dataset, config.data_dir)
-  _, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
-  model = build_model(config, dataset.image_shape)
-  step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-  latest = tf.train.latest_checkpoint(paths.checkpoints)
-  try:  # Only the networks and the step are needed; the optimiser state is left alone.
-    tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder, step=step).restore(latest).expect_partial()
-  except (tf.errors.OpError, ValueError) as e:
-    raise VAEError(f'cannot restore checkpoint {latest} ({str(e).splitlines()[0]})') from None
-  log(f'restored {latest} (step {int(step.numpy())})')
-  evaluate_fn = evaluate.make_evaluator(model)
-  eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
-  final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
-  rundir.write_json(paths.evaluation, final)
-  return final
+  if not os.path.isdir(output_dir):
+    raise VAEError(f'{output_dir} holds no trained run (it does not exist); train one there first')
+  with RunLock(output_dir):
+    saved = rundir.read_saved_flags(paths, hint='restore it from a copy of the run')
+    newest = checkpoints.newest_intact(paths.checkpoints, log)
+    if saved is None or newest is None:
+      raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
+    run_config = Config(**{k: v for k, v in saved.items() if k in RUN_SETTINGS})
+    config = dataclasses.replace(run_config, eval_k=eval_k, output_dir=output_dir,
+                                 data_dir=data.resolve_data_dir(run_config.dataset, data_dir, saved.get('data_dir')))
+    dataset = data.load(config.dataset, config.data_dir)
+    _, test_images = inputs.prepare_images(dataset, config.binarize, config.seed)
+    model = build_model(config, dataset.image_shape)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    # Only the networks and the step are needed; the optimiser state is left alone.
+    checkpoints.restore(tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder, step=step), newest[1],
+                        partial=True)
+    log(f'restored {newest[1]} (step {int(step.numpy())})')
+    evaluate_fn = evaluate.make_evaluator(model)
+    eval_eps = evaluate.eval_noise(config.seed, len(test_images), config.latent_dim)
+    final = final_evaluation(model, test_images, config, evaluate_fn, eval_eps, log)
+    rundir.write_json(paths.evaluation, final)
+    return final

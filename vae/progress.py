@@ -12,15 +12,16 @@ import time
 class ProgressBar:
   """`epoch 3/100 [##########----------]  50/100  loss 203.12  1.0 s`, where loss is the running epoch mean."""
 
-  def __init__(self, label, total, stream=None, width=30):
+  def __init__(self, label, total, stream=None, width=30, done=0, loss_sum=0.0):
+    """`done` steps, whose losses add up to `loss_sum`, are already complete (a run resumed mid-epoch)."""
     self.label = label
     self.total = total
     self.stream = stream or sys.stdout
     self.width = width
     self.interactive = hasattr(self.stream, 'isatty') and self.stream.isatty()
     self.started = time.perf_counter()
-    self.loss_sum = 0.0
-    self.done = 0
+    self.loss_sum = loss_sum
+    self.done = done
 
   def update(self, done, losses):
     """Records that `done` steps are complete, the latest of them with the given losses."""

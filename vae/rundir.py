@@ -57,23 +57,87 @@ def write_json(path, value):
   write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
 
 
-def read_metrics(path, up_to_epoch):
-  """The rows of an existing metrics.csv for epochs 1..up_to_epoch (a resumed run continues them)."""
-  if up_to_epoch == 0 or not os.path.exists(path):
+FRESH_HINT = 'restore it from a copy, or pass --fresh to start over (this deletes the run\'s checkpoints, metrics and frames)'
+
+
+def read_metrics(path, up_to_epoch=None):
+  """The rows of an existing metrics.csv (for epochs 1..up_to_epoch, if given), checked: VAEError naming the
+  file if it is not the one-row-per-epoch table this package writes."""
+  text = _read_text(path)
+  if text is None:
     return []
-  with open(path, newline='') as f:
-    rows = [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
-  return [row for row in rows if row['epoch'] <= up_to_epoch]
+  try:
+    reader = csv.DictReader(io.StringIO(text, newline=''))
+    if tuple(reader.fieldnames or ()) != METRICS_HEADER:
+      raise ValueError(f'its header is not {",".join(METRICS_HEADER)}')
+    rows = []
+    for number, row in enumerate(reader, start=1):
+      if None in row or None in row.values():
+        raise ValueError(f'row {number} does not have {len(METRICS_HEADER)} fields')
+      rows.append({k: _parse(k, v) for k, v in row.items()})
+      if rows[-1]['epoch'] != number:
+        raise ValueError(f'row {number} is for epoch {rows[-1]["epoch"]}')
+  except (ValueError, csv.Error) as e:
+    raise VAEError(f'{path} is damaged ({e}); {FRESH_HINT}') from None
+  return rows if up_to_epoch is None else rows[:up_to_epoch]
 
 
-def read_saved_flags(paths):
-  if not os.path.exists(paths.flags):
+def read_saved_flags(paths, hint=FRESH_HINT):
+  """The flags.json of a run as a dict, None if there is none; VAEError naming the file if it is damaged (not
+  a JSON object, or a setting of the wrong type)."""
+  from vae.config import RUN_SETTINGS
+
+  text = _read_text(paths.flags)
+  if text is None:
     return None
   try:
-    with open(paths.flags) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise VAEError(f'cannot read {paths.flags}: {e}') from None
+    saved = json.loads(text)
+    if not isinstance(saved, dict):
+      raise ValueError(f'it holds a JSON {type(saved).__name__}, not an object of flags')
+    for name, value in saved.items():
+      if name in RUN_SETTINGS and not _of_type(value, RUN_SETTINGS[name].type):
+        raise ValueError(f'{name} is {json.dumps(value)}, not {_TYPE_NAMES[RUN_SETTINGS[name].type]}')
+  except ValueError as e:
+    raise VAEError(f'{paths.flags} is damaged ({e}); {hint}') from None
+  return saved
+
+
+def read_evaluation(paths):
+  """evaluation.json as a dict, or None if it is missing or damaged (a run then writes it anew)."""
+  try:
+    evaluation = json.loads(_read_text(paths.evaluation) or 'null')
+  except (ValueError, VAEError):
+    return None
+  return evaluation if isinstance(evaluation, dict) else None
+
+
+_TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'a string', bool: 'true or false'}
+
+
+def _of_type(value, kind):
+  if kind is bool:
+    return isinstance(value, bool)
+  if kind is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  if kind is float:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  return isinstance(value, kind)
+
+
+def _read_text(path):
+  """The UTF-8 text of `path`, None if it does not exist; ValueError-free: a file that is not UTF-8 text is a
+  VAEError naming it."""
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except FileNotFoundError:
+    return None
+  except OSError as e:
+    raise VAEError(f'cannot read {path}: {e.strerror or e}') from None
+  try:
+    return data.decode('utf-8')
+  except UnicodeDecodeError as e:
+    raise VAEError(f'{path} is damaged (byte {e.start} is not UTF-8 text); {FRESH_HINT}') from None
 
 
 def check_resumable(paths, flag_values):
@@ -108,9 +172,13 @@ def export_model(model, directory):
 
 
 def _parse(key, text):
+  """One metrics.csv value; ValueError naming the column if it does not parse."""
   if key in ('dataset', 'objective'):
     return text
-  return int(text) if key in ('train_k', 'epoch', 'step', 'active_units') else float(text)
+  try:
+    return int(text) if key in ('train_k', 'epoch', 'step', 'active_units') else float(text)
+  except ValueError:
+    raise ValueError(f'{key} {text!r} is not a number') from None
 
 
 def _format(value):

@@ -39,8 +39,11 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
 
 # VAE_TEST_PAUSE_AFTER_EPOCH=N, when a test sets it: the run stops itself (SIGSTOP) right after writing the
 # checkpoint of epoch N, so that the test acts on a run it knows to be mid-run, however fast or slow the machine.
+# VAE_TEST_PAUSE_AT_STEP=S: the same as soon as a call of compiled training steps has taken the run to step S
+# (mid-epoch, before the loop counts those steps).
 _pause_after = os.environ.get('VAE_TEST_PAUSE_AFTER_EPOCH')
-if _pause_after:
+_pause_at_step = os.environ.get('VAE_TEST_PAUSE_AT_STEP')
+if _pause_after or _pause_at_step:
   import importlib.abc
   import importlib.machinery
   import signal
@@ -57,13 +60,27 @@ if _pause_after:
 
       def exec_module(module):
         load(module)
-        save = module.Trainer.save
+        save, init = module.Trainer.save, module.Trainer.__init__
 
         def save_then_pause(trainer):
           save(trainer)
-          if trainer.checkpointed_epochs() == int(_pause_after):
+          if _pause_after and trainer.checkpointed_epochs() == int(_pause_after):
             os.kill(os.getpid(), signal.SIGSTOP)
+
+        def init_then_pause_at_step(trainer, *args, **kwargs):
+          init(trainer, *args, **kwargs)
+          train_steps = trainer.train_steps
+
+          def steps_then_pause(indices, first_step):
+            losses = train_steps(indices, first_step)
+            if int(first_step) + len(indices) == int(_pause_at_step):
+              os.kill(os.getpid(), signal.SIGSTOP)
+            return losses
+          trainer.train_steps = steps_then_pause
+
         module.Trainer.save = save_then_pause
+        if _pause_at_step:
+          module.Trainer.__init__ = init_then_pause_at_step
 
       spec.loader.exec_module = exec_module
       return spec
