@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -29,12 +30,20 @@ def main():
   for arguments in command_lines:
     data.forget_verified_files()
     stderr, stdout = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+    # What C++ code writes to descriptor 2 (TensorFlow's own log lines) is caught too, after Python's lines.
+    with tempfile.TemporaryFile() as native, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+      real_stderr = os.dup(2)
+      os.dup2(native.fileno(), 2)
       try:
         status = module.main([program] + arguments)
       except SystemExit as e:
         status = e.code
-    results.append([status, stderr.getvalue(), stdout.getvalue()])
+      finally:
+        os.dup2(real_stderr, 2)
+        os.close(real_stderr)
+      native.seek(0)
+      native_lines = native.read().decode('utf-8', 'replace')
+    results.append([status, stderr.getvalue() + native_lines, stdout.getvalue()])
   print(json.dumps(results), file=sys.__stdout__)
 
 

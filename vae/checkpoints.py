@@ -44,6 +44,17 @@ def on_disk(directory):
   return [(step, prefix(directory, step)) for step in steps]
 
 
+def _steps_without_index(directory, indexed_steps):
+  """The steps, newest first, of data files newer than the newest indexed checkpoint whose index is missing."""
+  newest = max(indexed_steps, default=-1)
+  data = re.compile(r'^ckpt-(\d+)\.data-')
+  try:
+    steps = {int(m.group(1)) for m in map(data.match, os.listdir(directory)) if m}
+  except OSError:
+    return []
+  return sorted((step for step in steps if step > newest and step not in indexed_steps), reverse=True)
+
+
 def holds_any(directory):
   """Whether `directory` holds any checkpoint file at all, intact or not."""
   return bool(glob.glob(os.path.join(glob.escape(directory), 'ckpt-*')))
@@ -68,14 +79,18 @@ def newest_intact(directory, log=print):
   but none of them is intact.
   """
   skipped = []
-  for step, checkpoint_prefix in on_disk(directory):
+  indexed = on_disk(directory)
+  for step in _steps_without_index(directory, [step for step, _ in indexed]):
+    skipped.append(f'ckpt-{step}')
+    log(f'skipped the damaged checkpoint {prefix(directory, step)} (its index file is missing)')
+  for step, checkpoint_prefix in indexed:
     problem = damage(checkpoint_prefix)
     if problem is None:
       return step, checkpoint_prefix
     skipped.append(os.path.basename(checkpoint_prefix))
     log(f'skipped the damaged checkpoint {checkpoint_prefix} ({problem})')
   if skipped or holds_any(directory):
-    found = ', '.join(skipped) if skipped else 'only data files without their index'
+    found = ', '.join(skipped) if skipped else 'only files that are not checkpoints'
     raise VAEError(f'{directory} holds no intact checkpoint ({found}); restore its files from a copy, or pass '
                    f'--fresh to start over (this deletes the run\'s checkpoints, metrics and frames)')
   return None

@@ -14,7 +14,6 @@ a run at all) is named on stderr, one line each, and left out.
 Nothing here needs TensorFlow: it reads files only.
 """
 
-import csv
 import json
 import math
 import os
@@ -22,7 +21,7 @@ import sys
 
 from absl import flags
 
-from vae import cli
+from vae import cli, rundir
 from vae.errors import VAEError
 
 COMMAND = cli.Command('python -m vae.report', 'One markdown table of the finished runs in the directories named.',
@@ -34,31 +33,36 @@ flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in 
 NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only')
 
 
+EVALUATION_FIELDS = {'test_elbo': float, 'test_log_likelihood': float, 'eval_k': int, 'active_units': int}
+
+
 def read_run(directory):
   """{'flags', 'evaluation', 'seconds', 'epochs'} of a finished run, or a string saying why it is not one."""
-  paths = {name: os.path.join(directory, name) for name in ('flags.json', 'metrics.csv', 'evaluation.json')}
+  paths = rundir.RunPaths(directory)
   if not os.path.isdir(directory):
     return 'not a directory'
-  if not os.path.exists(paths['flags.json']) or not os.path.exists(paths['metrics.csv']):
+  if not os.path.exists(paths.flags) or not os.path.exists(paths.metrics):
     return 'not a run directory (no flags.json or metrics.csv)'
-  if not os.path.exists(paths['evaluation.json']):
+  if not os.path.exists(paths.evaluation):
     return 'unfinished: no evaluation.json yet'
   try:
-    with open(paths['flags.json']) as f:
-      run_flags = json.load(f)
-    with open(paths['evaluation.json']) as f:
-      evaluation = json.load(f)
-    with open(paths['metrics.csv'], newline='') as f:
-      rows = list(csv.DictReader(f))
-    seconds = sum(float(row['seconds']) for row in rows) + float(evaluation.get('seconds', 0.0))
-    epochs = int(rows[-1]['epoch']) if rows else 0
-    test_elbo, log_likelihood = float(evaluation['test_elbo']), float(evaluation['test_log_likelihood'])
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    return f'unreadable ({type(e).__name__}: {e})'
+    run_flags = rundir.read_saved_flags(paths, hint='left out')
+    rows = rundir.read_metrics(paths.metrics)
+  except VAEError as e:
+    return str(e).split('; ')[0]
+  evaluation = rundir.read_evaluation(paths)
+  if evaluation is None:
+    return f'{paths.evaluation} is damaged (not a JSON object)'
+  for name, kind in EVALUATION_FIELDS.items():
+    value = evaluation.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+      return f'{paths.evaluation} is damaged ({name} is {json.dumps(value)}, not a number)'
+  seconds = evaluation.get('seconds', 0.0)
+  seconds = sum(row['seconds'] for row in rows) + (seconds if isinstance(seconds, (int, float)) else 0.0)
+  epochs = rows[-1]['epoch'] if rows else 0
   if epochs < int(run_flags.get('epochs', epochs)):
     return f'unfinished: {epochs} of {run_flags["epochs"]} epochs'
-  return {'flags': run_flags, 'evaluation': dict(evaluation, test_elbo=test_elbo, test_log_likelihood=log_likelihood),
-          'seconds': seconds, 'epochs': epochs}
+  return {'flags': run_flags, 'evaluation': evaluation, 'seconds': seconds, 'epochs': epochs}
 
 
 def mean_sd(values, digits):

@@ -86,3 +86,34 @@ if _pause_after or _pause_at_step:
       return spec
 
   sys.meta_path.insert(0, _PauseAfterEpoch())
+
+# VAE_TEST_PAUSE_BEFORE_TENSORFLOW=1: the command stops itself just before it imports TensorFlow (a signal sent
+# then arrives during start-up, however fast the machine).
+if os.environ.get('VAE_TEST_PAUSE_BEFORE_TENSORFLOW'):
+  import importlib.abc
+  import importlib.machinery
+  import signal
+
+  class _PauseBeforeTensorFlow(importlib.abc.MetaPathFinder):
+    """Wraps vae.quiet.import_tensorflow as vae.quiet is imported."""
+
+    def find_spec(self, fullname, path, target=None):
+      if fullname != 'vae.quiet':
+        return None
+      sys.meta_path.remove(self)
+      spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+      load = spec.loader.exec_module
+
+      def exec_module(module):
+        load(module)
+        import_tensorflow = module.import_tensorflow
+
+        def pause_then_import():
+          os.kill(os.getpid(), signal.SIGSTOP)
+          return import_tensorflow()
+        module.import_tensorflow = pause_then_import
+
+      spec.loader.exec_module = exec_module
+      return spec
+
+  sys.meta_path.insert(0, _PauseBeforeTensorFlow())
