@@ -3,7 +3,7 @@
 #
 #     bash cluster/check_requeue.sh DATA_DIR        # DATA_DIR: the four MNIST files
 #
-# Starts a one-node SLURM (cluster/start_slurm.sh), submits cluster/seeds.sbatch made small (one task, 30 epochs
+# Starts a one-node SLURM (cluster/start_slurm.sh), submits cluster/seeds.sbatch made small (one task, 90 epochs
 # of 100 steps, a 3-minute time limit with SIGUSR1 a minute before it, so the limit falls mid-run), trains the
 # same run without SLURM beside it, and passes if the task ends COMPLETED after at least one requeue with
 # metrics.csv (all but its seconds column) and evaluation.json (all but its seconds) equal to the run without
@@ -14,7 +14,7 @@ data_dir=$(cd "$data_dir" && pwd)
 cd "$(dirname "$0")/.."
 bash cluster/start_slurm.sh
 work=$(mktemp -d /tmp/vae-slurm-check.XXXXXX)
-args=(--epochs=30 --updates_per_epoch=100 --eval_k=10)
+args=(--epochs=90 --updates_per_epoch=100 --eval_k=10)
 threads=(TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=2)
 
 job=$(DATA_DIR=$data_dir RUNS_DIR=$work/slurm sbatch --parsable --array=0 --time=3 --signal=B:USR1@60 \

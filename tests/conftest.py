@@ -16,8 +16,10 @@ Time: the tiny runs several files read are trained once per test process, i.e. p
 started together (`Started`), so that the suite stays within minutes on a 2-core machine.
 """
 
+import atexit
 import contextlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -41,6 +43,7 @@ import no_network  # noqa: E402
 from vae import data, idx, inputs  # noqa: E402
 
 _TEST_FILES = tempfile.mkdtemp(prefix='vae-tests-')
+atexit.register(shutil.rmtree, _TEST_FILES, ignore_errors=True)  # this process's registry and network log
 KNOWN_CONTENTS_FILE = os.path.join(_TEST_FILES, 'known_contents.json')
 os.environ['VAE_TEST_KNOWN_CONTENTS'] = KNOWN_CONTENTS_FILE
 NETWORK_LOG = os.path.join(_TEST_FILES, 'network_attempts.log')
@@ -138,6 +141,19 @@ def make_known(dataset, paths):
   with open(KNOWN_CONTENTS_FILE + '.tmp', 'w') as f:
     json.dump(_registered, f)
   os.replace(KNOWN_CONTENTS_FILE + '.tmp', KNOWN_CONTENTS_FILE)
+
+
+# What may not reach a user's terminal, on any TensorFlow build: a line of ours or a Python traceback, and the
+# TensorFlow noise vae/quiet.py and TF_CPP_MIN_LOG_LEVEL are there to keep off it (absl-format info and warning
+# lines, absl's preamble, TensorFlow's Python warnings). A build's own error-level lines (a CUDA build without a
+# GPU, say) are that build's business and may appear.
+_NOT_FOR_THE_USER = re.compile(r'^(error: |Traceback |WARNING: All log messages before absl|[IW]\d{4} |'
+                               r'WARNING:tensorflow|.*oneDNN custom operations are on)')
+
+
+def unexpected_stderr(stderr):
+  """The lines of a successful command's stderr that must not be there (see above); [] when it is quiet."""
+  return [line for line in stderr.splitlines() if _NOT_FOR_THE_USER.match(line)]
 
 
 def user_env(**extra):

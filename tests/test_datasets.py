@@ -18,7 +18,7 @@ from PIL import Image
 
 from vae import config, data, loop, networks, tfds_data, viz
 from vae.errors import DataError, DownloadError, VAEError
-from conftest import REPO_ROOT, Started, many_mains, refusing_port, user_env, write_mnist
+from conftest import REPO_ROOT, Started, many_mains, refusing_port, unexpected_stderr, user_env, write_mnist
 from test_download import fashion_mirror  # noqa: F401  (the local mirror fixture)
 
 QUIET = lambda *args: None  # noqa: E731
@@ -205,7 +205,7 @@ def default_directory_run(tmp_path_factory):
 def test_run_py_finds_fashion_mnist_in_its_default_directory_and_records_it(default_directory_run):
   process, work = default_directory_run
   result = process.finished()
-  assert result.returncode == 0 and result.stderr == '', result.stderr
+  assert result.returncode == 0 and unexpected_stderr(result.stderr) == [], result.stderr
   assert json.load(open(work / 'out' / 'flags.json'))['data_dir'] == os.path.join('..', 'fashion_mnist')
   assert next(csv.DictReader(open(work / 'out' / 'metrics.csv')))['dataset'] == 'fashion_mnist'
 

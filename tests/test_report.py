@@ -79,3 +79,25 @@ def test_the_spread_of_three_seeds_is_their_sample_standard_deviation(runs):
   assert row[0] == '| 3'
   assert row[1] == f'{statistics.mean(elbos):.2f} ± {statistics.stdev(elbos):.2f}'       # -101.58 ± 2.67
   assert row[2] == f'{statistics.mean(likelihoods):.2f} ± {statistics.stdev(likelihoods):.2f}'
+
+
+def test_wall_time_active_units_and_mixed_k_cells_are_the_runs_own(runs, tmp_path, capsys):
+  import csv
+  import statistics
+  seed0, seed1 = runs / 'seed0', copy_run(runs / 'seed1', tmp_path / 'seed1')
+  evaluation = json.load(open(os.path.join(seed1, 'evaluation.json')))
+  evaluation.update(eval_k=7, active_units=1)
+  with open(os.path.join(seed1, 'evaluation.json'), 'w') as f:
+    json.dump(evaluation, f)
+  assert report.main(['python -m vae.report', str(seed0), seed1]) == 0
+  row = capsys.readouterr().out.splitlines()[4].strip('| ').split(' | ')
+  # The wall time of a run: the seconds of its epochs in metrics.csv and of its final estimate.
+  seconds = [sum(float(r['seconds']) for r in csv.DictReader(open(os.path.join(d, 'metrics.csv')))) +
+             json.load(open(os.path.join(d, 'evaluation.json')))['seconds'] for d in (seed0, seed1)]
+  units = [json.load(open(seed0 / 'evaluation.json'))['active_units'], 1]
+  assert row[0] == '2'                       # n
+  assert row[3] == '3/7'                     # the two estimates' k, both named
+  assert row[4] == f'{statistics.mean(units):.1f} ± {statistics.stdev(units):.1f} / 2'
+  assert row[5] == f'{statistics.mean(seconds):.0f} ± {statistics.stdev(seconds):.0f}'
+  assert report.main(['python -m vae.report']) == 1
+  assert capsys.readouterr().err == 'error: name at least one run directory, e.g. python -m vae.report runs/*\n'

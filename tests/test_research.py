@@ -46,10 +46,6 @@ def test_a_run_writes_every_research_output(reference_run):
   assert [r['epoch'] for r in metrics_without_time(out)] == ['1', '2', '3']
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['eval_k'] == 3 and np.isfinite(evaluation['test_log_likelihood'])
-  # Every setting that defines the trained model, as the run's flags.json holds it.
-  from vae.config import RESUME_KEYS
-  flags = json.load(open(os.path.join(out, 'flags.json')))
-  assert {key: evaluation[key] for key in RESUME_KEYS} == {key: flags[key] for key in RESUME_KEYS}
   # The final test ELBO is the last epoch's, reused rather than computed again.
   assert f"{evaluation['test_elbo']:.6g}" == metrics_without_time(out)[-1]['test_elbo']
   curve = np.asarray(Image.open(os.path.join(out, 'loss_curve.png')).convert('L'))
@@ -157,9 +153,16 @@ def test_eval_only_re_estimates_a_saved_run(reference_run, tmp_path):
   shutil.copytree(reference, out)  # the shared run stays as it was
   trained = json.load(open(os.path.join(out, 'evaluation.json')))
   # run.py's main on both command lines, in one process.
-  (status, stderr, stdout), empty = many_mains('run', [[f'--output_dir={out}', '--eval_only', '--eval_k=7'],
-                                                       [f'--output_dir={tmp_path / "nothing"}', '--eval_only']],
-                                               stdout=True)
+  same_k = str(tmp_path / 'same_k')
+  shutil.copytree(reference, same_k)
+  (status, stderr, stdout), empty, (same_status, same_stderr, _) = many_mains('run', [
+      [f'--output_dir={out}', '--eval_only', '--eval_k=7'], [f'--output_dir={tmp_path / "nothing"}', '--eval_only'],
+      [f'--output_dir={same_k}', '--eval_only', f'--eval_k={trained["eval_k"]}']], stdout=True)
+  # With the k it was trained with, the estimate is the training run's to the last bit: the same model, images,
+  # noise and chunks.
+  assert (same_status, same_stderr) == (0, '')
+  again_same_k = json.load(open(os.path.join(same_k, 'evaluation.json')))
+  assert again_same_k['test_log_likelihood'] == trained['test_log_likelihood']
   assert (status, stderr) == (0, ''), stderr
   assert 'log-likelihood (IWAE, k=7)' in stdout
   again = json.load(open(os.path.join(out, 'evaluation.json')))
@@ -339,7 +342,6 @@ def test_active_units_are_in_metrics_evaluation_and_tensorboard(reference_run):
   evaluation = json.load(open(os.path.join(out, 'evaluation.json')))
   assert evaluation['active_units'] == int(rows[-1]['active_units'])
   assert len(evaluation['rate_per_dimension']) == 2
-  np.testing.assert_allclose(sum(evaluation['rate_per_dimension']), evaluation['test_rate'], rtol=1e-4)
   last = {}  # each scalar's value at the last step written
   for name in os.listdir(os.path.join(out, 'tensorboard')):
     for event in tf.compat.v1.train.summary_iterator(os.path.join(out, 'tensorboard', name)):

@@ -110,6 +110,11 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   # Epoch 3 trained again from ckpt-8 gives the row it had (but the seconds), and epoch 4 follows.
   assert len(rows) == 5
   assert [r.rsplit(',', 1)[0] for r in rows[:4]] == [r.rsplit(',', 1)[0] for r in metrics.decode().splitlines()]
+  # flags.json as run.py writes it, imported (as here) or run as a script: every flag it has, so that a later
+  # resume with any other value of a setting that must match is refused.
+  from vae.config import SETTINGS
+  written = json.load(open(os.path.join(runs['newest_data_cut'], 'flags.json')))
+  assert sorted(written) == sorted([f.name for f in SETTINGS] + ['eval_only'])
   status, stderr, stdout = results['newest_data_cut_eval']
   assert (status, stderr) == (0, '') and f'restored {ckpt["newest_data_cut_eval"]}/ckpt-8 (step 8)' in stdout
   # Refused, with the directory as it was: the resume check sees the checkpoints the restore would use.

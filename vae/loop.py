@@ -11,10 +11,12 @@ Each epoch:
      fixed latent grid, decoded in one batch), or samples and reconstructions for any other latent_dim;
   5. a checkpoint: model, optimiser and step counter (the minibatch order is a function of seed and step).
 
-A checkpoint is written only after an epoch is complete and its loss was finite, and the checkpoint files are
-written before the index that names them, so a run killed at any point restarts from the last complete epoch.
-Starting the same command again resumes there; the result equals an uninterrupted run, because every random
-number and the minibatch order are functions of (seed, step).
+A checkpoint is written after an epoch is complete and its loss was finite, and at the step where a stop signal
+arrived (vae/signals.py: the steps under way finish first), with the running loss of the epoch in progress; its
+files are written before the index that names them (vae/checkpoints.py), so a run killed at any point restarts
+from the newest intact checkpoint. Starting the same command again resumes there; the result equals an
+uninterrupted run, because every random number and the minibatch order are functions of (seed, step), and a
+resumed epoch makes the very calls of compiled steps an uninterrupted one makes.
 
 At the end: the gifs, a loss-curve plot, the trained encoder and decoder exported as .keras files, and the
 importance-weighted log-likelihood estimate (vae/evaluate.py) in evaluation.json.

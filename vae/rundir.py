@@ -5,7 +5,7 @@
     evaluation.json   the final test ELBO and log-likelihood estimate
     timings.json      wall time per phase (read by bench/)
     loss_curve.png    the loss curves
-    checkpoints/      model, optimiser and step counter after each complete epoch
+    checkpoints/      model, optimiser and step counter after each complete epoch (vae/checkpoints.py)
     tensorboard/      the same scalars, and the frames, for TensorBoard
     figs/<kind>/      the per-epoch frames; at the end <kind>.gif in the output directory itself
     export/           encoder.keras and decoder.keras
