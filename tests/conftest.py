@@ -280,6 +280,18 @@ def shared_run(tmp_path_factory):
   return get
 
 
+def snapshot(directory, times=False):
+  """{relative path: bytes} of every file under `directory`; with `times`, {relative path: (bytes, mtime ns)}."""
+  files = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        data = f.read()
+      files[os.path.relpath(path, directory)] = (data, os.stat(path).st_mtime_ns) if times else data
+  return files
+
+
 def copy_run(run_dir, destination):
   """A copy of a run directory that a test may change; returns its path as a string."""
   shutil.copytree(run_dir, destination)

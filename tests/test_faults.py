@@ -15,20 +15,9 @@ import tensorflow as tf
 from vae import fileio, idx, loop
 from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
-from conftest import REPO_ROOT, copy_run, many_mains, synthetic_digits, tiny_config, write_mnist
+from conftest import REPO_ROOT, copy_run, many_mains, snapshot, synthetic_digits, tiny_config, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
-
-
-def snapshot(directory):
-  """{relative path: bytes} of every file under `directory`."""
-  files = {}
-  for root, _, names in os.walk(directory):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        files[os.path.relpath(path, directory)] = f.read()
-  return files
 
 
 # ------------------------------------------------------------------------------------------------ directories

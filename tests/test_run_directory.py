@@ -13,21 +13,10 @@ import pytest
 
 from vae import checkpoints, report, signals
 from vae.fileio import RunLock
-from conftest import REPO_ROOT, Started, copy_run, many_mains, tiny_config, user_env
+from conftest import REPO_ROOT, Started, copy_run, many_mains, snapshot, tiny_config, user_env
 
 TINY_FLAGS = ['--updates_per_epoch=4', '--batch_size=16', '--eval_k=3', '--learning_rate=1e-3']
 FRESH = "restore it from a copy, or pass --fresh to start over (this deletes the run's checkpoints, metrics and frames)"
-
-
-def files_and_times(directory):
-  """{relative path: (bytes, mtime in ns)} of every file under `directory`."""
-  found = {}
-  for root, _, names in os.walk(directory):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        found[os.path.relpath(path, directory)] = (f.read(), os.stat(path).st_mtime_ns)
-  return found
 
 
 def cut(path, keep):
@@ -62,7 +51,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   metrics = open(os.path.join(reference, 'metrics.csv'), 'rb').read()
   write(os.path.join(runs['metrics_cut'], 'metrics.csv'), metrics[:metrics.rindex(b'\n', 0, len(metrics) - 1) + 20])
   write(os.path.join(runs['metrics_not_utf8'], 'metrics.csv'), metrics.replace(b'mnist', b'mn\xffst', 1))
-  before = {name: files_and_times(run) for name, run in runs.items()}
+  before = {name: snapshot(run, times=True) for name, run in runs.items()}
 
   def command(name, *extra):
     return [f'--data_dir={data_dir}', f'--output_dir={runs[name]}', *TINY_FLAGS, *extra]
@@ -97,7 +86,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
     status, stderr, _ = results[name]
     assert (status, stderr) == (1, f'error: {line}\n'), name
     if name in runs:
-      assert files_and_times(runs[name]) == before[name], name  # nothing written, nothing touched
+      assert snapshot(runs[name], times=True) == before[name], name  # nothing written, nothing touched
 
   # Survived: the newest intact checkpoint is used, and what was passed over is said on stdout.
   status, stderr, stdout = results['state_file_cut']
@@ -141,7 +130,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
           f'--epochs=1 asks for; pass --epochs=3 or more to continue it, or --fresh to start over')
   status, stderr, stdout = results['finished']
   assert (status, stderr) == (0, '') and f'{runs["finished"]} holds the finished run of 3 epochs: nothing to do' in stdout
-  assert files_and_times(runs['finished']) == before['finished']  # not a byte, not a time stamp
+  assert snapshot(runs['finished'], times=True) == before['finished']  # not a byte, not a time stamp
   refused('locked', f'another run is using {runs["locked"]}; wait for it to finish or choose another --output_dir')
   # Sizes and paths: refused before anything is written.
   refused('batch', '--batch_size=100000000 is larger than the training set (256 images); pass --batch_size=256 or '

@@ -37,83 +37,79 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
       _data.SOURCES[_name] = _source._replace(mirrors=(f'http://127.0.0.1:{_refusing_port}/',))
   del sys.path[0]
 
-# VAE_TEST_PAUSE_AFTER_EPOCH=N, when a test sets it: the run stops itself (SIGSTOP) right after writing the
-# checkpoint of epoch N, so that the test acts on a run it knows to be mid-run, however fast or slow the machine.
-# VAE_TEST_PAUSE_AT_STEP=S: the same as soon as a call of compiled training steps has taken the run to step S
-# (mid-epoch, before the loop counts those steps).
+# Pauses a test can ask for: the process stops itself (SIGSTOP) at a known point, so that the test acts on a run
+# it knows to be mid-run (or mid-start-up), however fast or slow the machine.
+#   VAE_TEST_PAUSE_AFTER_EPOCH=N       right after writing the checkpoint of epoch N;
+#   VAE_TEST_PAUSE_AT_STEP=S           as soon as a call of compiled training steps has taken the run to step S
+#                                      (mid-epoch, before the loop counts those steps);
+#   VAE_TEST_PAUSE_BEFORE_TENSORFLOW=1 just before the command imports TensorFlow.
 _pause_after = os.environ.get('VAE_TEST_PAUSE_AFTER_EPOCH')
 _pause_at_step = os.environ.get('VAE_TEST_PAUSE_AT_STEP')
+_pause_before_tensorflow = os.environ.get('VAE_TEST_PAUSE_BEFORE_TENSORFLOW')
+
+
+def _pause():
+  import signal
+  os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _change_on_import(module_name, change):
+  """Calls change(module) once `module_name` has been imported, without importing anything earlier."""
+  import importlib.abc
+  import importlib.machinery
+
+  class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+      if fullname != module_name:
+        return None
+      sys.meta_path.remove(self)
+      spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+      load = spec.loader.exec_module
+
+      def exec_module(module):
+        load(module)
+        change(module)
+
+      spec.loader.exec_module = exec_module
+      return spec
+
+  sys.meta_path.insert(0, _Finder())
+
+
+def _pause_in_the_loop(loop):
+  save, init = loop.Trainer.save, loop.Trainer.__init__
+
+  def save_then_pause(trainer):
+    save(trainer)
+    if _pause_after and trainer.checkpointed_epochs() == int(_pause_after):
+      _pause()
+
+  def init_then_pause_at_step(trainer, *args, **kwargs):
+    init(trainer, *args, **kwargs)
+    train_steps = trainer.train_steps
+
+    def steps_then_pause(indices, first_step):
+      losses = train_steps(indices, first_step)
+      if int(first_step) + len(indices) == int(_pause_at_step):
+        _pause()
+      return losses
+    trainer.train_steps = steps_then_pause
+
+  loop.Trainer.save = save_then_pause
+  if _pause_at_step:
+    loop.Trainer.__init__ = init_then_pause_at_step
+
+
+def _pause_before_importing_tensorflow(quiet):
+  import_tensorflow = quiet.import_tensorflow
+
+  def pause_then_import():
+    _pause()
+    return import_tensorflow()
+  quiet.import_tensorflow = pause_then_import
+
+
 if _pause_after or _pause_at_step:
-  import importlib.abc
-  import importlib.machinery
-  import signal
-
-  class _PauseAfterEpoch(importlib.abc.MetaPathFinder):
-    """Wraps vae.loop.Trainer.save as vae.loop is imported, without importing anything earlier."""
-
-    def find_spec(self, fullname, path, target=None):
-      if fullname != 'vae.loop':
-        return None
-      sys.meta_path.remove(self)
-      spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-      load = spec.loader.exec_module
-
-      def exec_module(module):
-        load(module)
-        save, init = module.Trainer.save, module.Trainer.__init__
-
-        def save_then_pause(trainer):
-          save(trainer)
-          if _pause_after and trainer.checkpointed_epochs() == int(_pause_after):
-            os.kill(os.getpid(), signal.SIGSTOP)
-
-        def init_then_pause_at_step(trainer, *args, **kwargs):
-          init(trainer, *args, **kwargs)
-          train_steps = trainer.train_steps
-
-          def steps_then_pause(indices, first_step):
-            losses = train_steps(indices, first_step)
-            if int(first_step) + len(indices) == int(_pause_at_step):
-              os.kill(os.getpid(), signal.SIGSTOP)
-            return losses
-          trainer.train_steps = steps_then_pause
-
-        module.Trainer.save = save_then_pause
-        if _pause_at_step:
-          module.Trainer.__init__ = init_then_pause_at_step
-
-      spec.loader.exec_module = exec_module
-      return spec
-
-  sys.meta_path.insert(0, _PauseAfterEpoch())
-
-# VAE_TEST_PAUSE_BEFORE_TENSORFLOW=1: the command stops itself just before it imports TensorFlow (a signal sent
-# then arrives during start-up, however fast the machine).
-if os.environ.get('VAE_TEST_PAUSE_BEFORE_TENSORFLOW'):
-  import importlib.abc
-  import importlib.machinery
-  import signal
-
-  class _PauseBeforeTensorFlow(importlib.abc.MetaPathFinder):
-    """Wraps vae.quiet.import_tensorflow as vae.quiet is imported."""
-
-    def find_spec(self, fullname, path, target=None):
-      if fullname != 'vae.quiet':
-        return None
-      sys.meta_path.remove(self)
-      spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-      load = spec.loader.exec_module
-
-      def exec_module(module):
-        load(module)
-        import_tensorflow = module.import_tensorflow
-
-        def pause_then_import():
-          os.kill(os.getpid(), signal.SIGSTOP)
-          return import_tensorflow()
-        module.import_tensorflow = pause_then_import
-
-      spec.loader.exec_module = exec_module
-      return spec
-
-  sys.meta_path.insert(0, _PauseBeforeTensorFlow())
+  _change_on_import('vae.loop', _pause_in_the_loop)
+if _pause_before_tensorflow:
+  _change_on_import('vae.quiet', _pause_before_importing_tensorflow)
