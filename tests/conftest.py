@@ -105,6 +105,18 @@ def op_determinism_off_between_tests():
     _set_op_determinism(False)
 
 
+@pytest.fixture(autouse=True)
+def global_generators_restored():
+  """Python's and numpy's global random states are as they were before the test, whatever it seeded or drew
+  (keras.utils.set_random_seed seeds both), so that no test depends on which tests ran before it. TensorFlow's
+  global seed cannot be read back; the tests that build weights seed them themselves."""
+  import random
+  python_state, numpy_state = random.getstate(), np.random.get_state()
+  yield
+  random.setstate(python_state)
+  np.random.set_state(numpy_state)
+
+
 @pytest.fixture
 def op_determinism():
   """TensorFlow's deterministic kernels for this test, switched on explicitly as `loop.run_training` does for a run."""

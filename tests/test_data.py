@@ -1,5 +1,8 @@
 import gzip
 import os
+import shutil
+import subprocess
+import sys
 import struct
 import tracemalloc
 
@@ -8,7 +11,7 @@ import pytest
 
 from vae import data, idx, inputs
 from vae.errors import DataError
-from conftest import synthetic_digits, write_mnist
+from conftest import REPO_ROOT, synthetic_digits, write_mnist
 
 
 @pytest.mark.parametrize('suffix', ['', '.gz'])
@@ -138,16 +141,26 @@ def test_trailing_bytes_beyond_the_header_count(tmp_path):
     idx.read_idx(path, 'images')
 
 
-def test_file_without_read_permission(tmp_path, monkeypatch):
+def test_file_without_read_permission(tmp_path):
+  """The real permission check: a file its reader may not open. Root reads everything through its capabilities
+  CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so as root the read is made by a child that has dropped both
+  (util-linux's setpriv): still uid 0, so it can start this Python, but bound by the file's mode like anyone."""
   path = _images_file(tmp_path)
+  os.chmod(path, 0)
   if os.geteuid() != 0:
-    os.chmod(path, 0)
-  else:  # root reads everything, so make open() refuse the way it would for anyone else
-    def refuse(*args, **kwargs):
-      raise PermissionError(13, 'Permission denied')
-    monkeypatch.setattr(idx, 'open', refuse, raising=False)
-  with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
-    idx.read_idx(path, 'images')
+    with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
+      idx.read_idx(path, 'images')
+    return
+  setpriv = shutil.which('setpriv')
+  if setpriv is None:
+    pytest.skip('running as root without util-linux setpriv: no way to read as an unprivileged reader')
+  drop = '-dac_override,-dac_read_search'
+  code = ('import sys; sys.path.insert(0, sys.argv[1]); from vae import idx, errors\n'
+          'try:\n  idx.read_idx(sys.argv[2], "images")\nexcept errors.DataError as e:\n  print(e)\n')
+  result = subprocess.run([setpriv, f'--bounding-set={drop}', f'--inh-caps={drop}', sys.executable, '-c', code,
+                           REPO_ROOT, path], capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == f'cannot read {path}: permission denied'
 
 
 @pytest.mark.parametrize('suffix', ['', '.gz'])

@@ -73,6 +73,7 @@ def test_the_exported_decoder_generates_digits_in_three_lines(reference_run):
   # Trained, not freshly initialised: its digits have moved from an untrained decoder's grey towards the data.
   mnist_dir, _ = reference_run
   brightness = data.load('mnist', mnist_dir).train_images.mean()
+  keras.utils.set_random_seed(0)  # its own initial weights, whatever the tests before it drew
   untrained = keras.ops.sigmoid(networks.build_decoder('fc', 2)(z)).numpy().mean()
   assert abs(digits.mean() - brightness) < abs(untrained - brightness) - 0.05, (digits.mean(), untrained, brightness)
   encoder = keras.models.load_model(os.path.join(out, 'export', 'encoder.keras'))
@@ -232,6 +233,53 @@ def test_the_iwae_estimate_equals_an_independent_numpy_computation(batch_size, m
                                                                                            samples_per_chunk)])
     expected.append(numpy_iwae(vae, x, eps))
   np.testing.assert_allclose(got, np.concatenate(expected), rtol=1e-5, atol=1e-3)
+
+
+def numpy_fc_networks(vae):
+  """The encoder and decoder of an fc VAE rebuilt in numpy from their weights alone (ReLU hidden layers)."""
+  def dense_stack(model):
+    weights = model.get_weights()
+    layers = list(zip(weights[0::2], weights[1::2]))
+
+    def forward(h):
+      for i, (kernel, bias) in enumerate(layers):
+        h = h @ kernel.astype(np.float64) + bias
+        if i < len(layers) - 1:
+          h = np.maximum(h, 0.0)
+      return h
+    return forward
+  return dense_stack(vae.encoder), dense_stack(vae.decoder)
+
+
+def test_the_estimate_is_independent_of_its_chunks_within_monte_carlo_error():
+  """L_k from two chunkings of the samples against a numpy estimate that owes the code nothing but the weights
+  (its own forward pass, its own noise): averaged over images and seeds, each lies within Monte Carlo error of
+  E[L_k], which numpy estimates from independent draws of L_k. A chunking that lost samples (E[L_k] falls as k
+  does) or mixed up the images' noise would be outside it."""
+  vae, images = _trained_tiny_model()
+  images, k, seeds = images[:32].astype(np.float64), 32, range(8)
+  encode, decode = numpy_fc_networks(vae)
+  params = encode(images)
+  mean, log_var = params[:, :2], params[:, 2:]
+  rng = np.random.default_rng(123)
+  draws = []
+  for _ in range(8):  # 8 x 10 independent draws of L_k for every image, ten at a time to bound the memory
+    eps = rng.standard_normal((10, k, len(images), 2))
+    z = mean + np.exp(0.5 * log_var) * eps                                            # [10, k, B, d]
+    logits = decode(z.reshape(-1, 2)).reshape(10, k, len(images), -1)
+    log_px_z = np.sum(images * -np.logaddexp(0, -logits) + (1 - images) * -np.logaddexp(0, logits), -1)
+    log_w = log_px_z + np.sum(-0.5 * z ** 2, -1) - np.sum(-0.5 * eps ** 2 - 0.5 * log_var, -1)  # 2 pi cancels
+    top = log_w.max(1)
+    draws.append(top + np.log(np.mean(np.exp(log_w - top[:, None]), 1)))                 # [10, B]
+  draws = np.concatenate(draws)                                                        # [80, B]
+  expected, variance = draws.mean(0), draws.var(0)
+  x = images.astype(np.float32)
+  for batch_size, max_rows in ((32, 10 ** 6), (4, 20)):  # all k samples of 32 images at once; 5 at a time of 4
+    estimates = np.stack([evaluate.iwae_log_likelihood(vae, x, k, seed, batch_size=batch_size, max_rows=max_rows)
+                          for seed in seeds])                                          # [seeds, B]
+    standard_error = np.sqrt(variance.mean() / estimates.size + variance.mean() / draws.size)
+    assert abs(np.mean(estimates - expected)) < 4 * standard_error, (batch_size, np.mean(estimates - expected))
+    assert np.all(np.abs(estimates.mean(0) - expected) < 5 * np.sqrt(variance / len(seeds)) + 1e-3)
 
 
 def test_the_iwae_bound_is_above_the_elbo_and_rises_with_k():
