@@ -38,3 +38,39 @@ def test_the_resume_table_is_the_settings_a_resume_must_match_with_their_reasons
   section = section[:section.index('\n\n')]
   rows = re.findall(r'^\| `--(\w+)` \| (.+) \|$', section, flags=re.MULTILINE)
   assert dict(rows) == RESUME_REASONS and [name for name, _ in rows] == list(RESUME_KEYS)
+
+
+def _source_strings():
+  """Every string literal of the package and run.py, implicit concatenations joined (as Python's parser joins
+  them), with each f-string's replacement fields as a NUL."""
+  import ast
+  import glob
+  strings = []
+  for path in glob.glob(os.path.join(REPO_ROOT, 'vae', '*.py')) + [os.path.join(REPO_ROOT, 'run.py')]:
+    for node in ast.walk(ast.parse(open(path, encoding='utf-8').read())):
+      if isinstance(node, ast.JoinedStr):
+        strings.append(''.join(v.value if isinstance(v, ast.Constant) else '\0' for v in node.values))
+      elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        strings.append(node.value)
+  return strings
+
+
+def test_every_message_of_the_when_things_go_wrong_table_is_one_the_code_prints():
+  section = README[README.index('\n## When things go wrong\n'):]
+  section = section[:section.index('\n## ', 1)]
+  messages = [m for row in re.findall(r'^\| (.+?) \| .+ \|$', section, flags=re.MULTILINE)[2:]
+              for m in re.findall(r'`([^`]+)`', row) if not m.startswith('--') or ' ' in m]
+  assert len(messages) > 30
+  strings = _source_strings()
+  # What the code fills in, the README writes as a capitalised word (DIR, FILE, N, SIGTERM), "...", or an example
+  # value: a number, a quoted value, a path, a data set's name, or what the operating system says.
+  examples = ("Fashion-MNIST's", "MNIST's", 'MNIST', 'fashion_mnist', 'mnist', 'nan', 'No space left on device',
+              'latent_dim', 'list', 'an integer', 'row', 'flags.json', 'metrics.csv', 'evaluation.json')
+  placeholder = re.compile('|'.join([re.escape(e) for e in examples] + [
+      r"\b[A-Z][A-Z0-9_]*\b", r'\.\.\.', r"[\"'/()]", r'\d[\d,]*', r'\bb(?=\W)']))
+  missing = []
+  for message in messages:
+    for fragment in (f.strip(' :;,.=-') for f in placeholder.split(message)):
+      if len(fragment) >= 12 and not any(fragment in s for s in strings):
+        missing.append((message, fragment))
+  assert missing == [], missing
