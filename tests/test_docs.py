@@ -63,11 +63,13 @@ def test_every_message_of_the_when_things_go_wrong_table_is_one_the_code_prints(
   assert len(messages) > 30
   strings = _source_strings()
   # What the code fills in, the README writes as a capitalised word (DIR, FILE, N, SIGTERM), "...", or an example
-  # value: a number, a quoted value, a path, a data set's name, or what the operating system says.
+  # value: a number, a quoted value, a path, a data set's name, or what the operating system says. A message the
+  # code builds from several strings is compared clause by clause.
   examples = ("Fashion-MNIST's", "MNIST's", 'MNIST', 'fashion_mnist', 'mnist', 'nan', 'No space left on device',
-              'latent_dim', 'list', 'an integer', 'row', 'flags.json', 'metrics.csv', 'evaluation.json')
+              'latent_dim', 'list', 'an integer', 'row', 'flags.json', 'metrics.csv', 'evaluation.json',
+              'training images', 'test images', 'images', 'labels', 'conv', 'checkpoints')
   placeholder = re.compile('|'.join([re.escape(e) for e in examples] + [
-      r"\b[A-Z][A-Z0-9_]*\b", r'\.\.\.', r"[\"'/()]", r'\d[\d,]*', r'\bb(?=\W)']))
+      r"\b[A-Z][A-Z0-9_]*\b", r'\.\.\.', r"[\"'/():;,]", r'\d[\d,]*', r'\bb(?=\W)']))
   missing = []
   for message in messages:
     for fragment in (f.strip(' :;,.=-') for f in placeholder.split(message)):
