@@ -182,11 +182,11 @@ def run_py(*args, cwd=None, timeout=300, **env):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def many_mains(module, command_lines, timeout=300, stdout=False):
+def many_mains(module, command_lines, timeout=300, stdout=False, env=None):
   """[(exit status, stderr)] of `module`'s main ('run' or 'vae.explore') on each command line, in one process
-  (tests/many_mains.py); with `stdout`, [(exit status, stderr, stdout)]."""
+  (tests/many_mains.py) with `env` added to its environment; with `stdout`, [(exit status, stderr, stdout)]."""
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tests', 'many_mains.py'), module,
-                           json.dumps(command_lines)], env=user_env(), capture_output=True, text=True,
+                           json.dumps(command_lines)], env=user_env(**(env or {})), capture_output=True, text=True,
                           timeout=timeout)
   assert result.returncode == 0, result.stderr[-3000:]
   return [tuple(r if stdout else r[:2]) for r in json.loads(result.stdout.strip().splitlines()[-1])]

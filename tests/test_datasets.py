@@ -101,6 +101,17 @@ def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_t
   if 'reconstructions' in frames:  # its first row: the binary test images the model is scored on
     originals = np.asarray(Image.open(out / 'figs' / 'reconstructions' / 'epoch_0002.png'))[:height]
     assert set(np.unique(originals).tolist()) == {0, 255}
+  # vae.explore on the same run: the binary test images of a binarised run, colour pictures of colour data.
+  from vae import explore
+  pictures = tmp_path / 'pictures'
+  explore.explore(str(out), str(pictures), count=20, pairs=3, steps=4, log=QUIET)
+  shown = np.asarray(Image.open(pictures / 'mean_reconstructions.png'))
+  assert shown.shape[:2] == (4 * height, 10 * width)
+  originals = shown[:height]                       # the first row: test images as the model sees them
+  assert set(np.unique(originals).tolist()) == {0, 255}  # binary, as the run was trained and scored on
+  if channels == 3:
+    assert shown.ndim == 3 and np.any(shown[..., 0] != shown[..., 1])
+    assert np.asarray(Image.open(pictures / 'samples.png')).shape == (2 * height, 10 * width, 3)
 
 
 def test_long_class_names_go_in_a_legend_and_short_ones_on_the_centroids():

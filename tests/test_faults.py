@@ -15,7 +15,8 @@ import tensorflow as tf
 from vae import fileio, idx, loop
 from vae.fileio import RunLock
 from vae.errors import DataError, OutputError, VAEError
-from conftest import REPO_ROOT, copy_run, many_mains, snapshot, synthetic_digits, tiny_config, write_mnist
+from conftest import (REPO_ROOT, copy_run, many_mains, refusing_port, snapshot, synthetic_digits, tiny_config,
+                      write_mnist)
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -30,15 +31,25 @@ def test_directories_that_cannot_be_used_give_one_line_and_stay_as_they_were(tmp
   taken.write_text('keep me')
   mnist_dir = str(tmp_path / 'digits')
   write_mnist(mnist_dir)
-  results = many_mains('run', [
-      [f'--data_dir={data_blocker}', f'--output_dir={tmp_path / "out"}'],
-      [f'--data_dir={mnist_dir}', f'--output_dir={out_blocker}/run', '--epochs=1'],
-      [f'--data_dir={mnist_dir}', f'--output_dir={taken}', '--epochs=1']])
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  with refusing_port() as port:  # offline: every mirror refuses the connection
+    results = many_mains('run', [
+        [f'--data_dir={data_blocker}', f'--output_dir={tmp_path / "out"}'],
+        [f'--data_dir={data_blocker}/mnist', f'--output_dir={tmp_path / "out"}'],
+        [f'--data_dir={empty}', f'--output_dir={tmp_path / "out"}'],
+        [f'--data_dir={mnist_dir}', f'--output_dir={out_blocker}/run', '--epochs=1'],
+        [f'--data_dir={mnist_dir}', f'--output_dir={taken}', '--epochs=1']], env={'VAE_TEST_REFUSING_PORT': str(port)})
+  files = ', '.join(name + '.gz' for name in idx.FILE_NAMES)
   assert results == [
       (1, f'error: --data_dir {data_blocker} is a file; point it at a directory holding (or to hold) the MNIST '
           f'files\n'),
+      (1, f'error: cannot create data directory {data_blocker}/mnist: Not a directory\n'),
+      (1, f'error: MNIST could not be downloaded: no mirror could be reached (Connection refused). Put {files} into '
+          f'{empty}, or pass --data_dir=DIR pointing at them\n'),
       (1, f'error: output directory {out_blocker}/run cannot be written: Not a directory\n'),
       (1, f'error: output directory {taken} is a file, not a directory\n')]
+  assert sorted(os.listdir(empty)) == []  # nothing half-downloaded left behind
   assert data_blocker.read_text() == 'not a directory' and not os.path.exists(tmp_path / 'out')
   assert out_blocker.read_text() == 'x' and taken.read_text() == 'keep me'
 
