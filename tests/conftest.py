@@ -105,16 +105,34 @@ def op_determinism_off_between_tests():
     _set_op_determinism(False)
 
 
+def _framework_seeds():
+  """(TensorFlow's global seed, Keras's global seed and seed generator), or None where they are not loaded."""
+  if 'tensorflow' not in sys.modules or 'keras' not in sys.modules:
+    return None
+  from keras.src.backend.common import global_state
+  from tensorflow.python.eager import context
+  return (context.global_seed(), global_state.get_global_attribute('global_random_seed'),
+          global_state.get_global_attribute('global_seed_generator'))
+
+
 @pytest.fixture(autouse=True)
 def global_generators_restored():
-  """Python's and numpy's global random states are as they were before the test, whatever it seeded or drew
-  (keras.utils.set_random_seed seeds both), so that no test depends on which tests ran before it. TensorFlow's
-  global seed cannot be read back; the tests that build weights seed them themselves."""
+  """The global random states are as they were before the test, whatever it seeded or drew
+  (keras.utils.set_random_seed seeds Python's, numpy's, TensorFlow's and Keras's), so that no test depends on
+  which tests ran before it: Python's and numpy's generator states, and TensorFlow's and Keras's global seeds
+  (the seeds, not the op-level counters TensorFlow keeps under them)."""
   import random
-  python_state, numpy_state = random.getstate(), np.random.get_state()
+  python_state, numpy_state, framework = random.getstate(), np.random.get_state(), _framework_seeds()
   yield
   random.setstate(python_state)
   np.random.set_state(numpy_state)
+  if framework is not None:
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+    tf_seed, keras_seed, keras_generator = framework
+    context.set_global_seed(tf_seed)
+    global_state.set_global_attribute('global_random_seed', keras_seed)
+    global_state.set_global_attribute('global_seed_generator', keras_generator)
 
 
 @pytest.fixture

@@ -236,3 +236,32 @@ def test_the_connection_check_bounds_a_name_lookup_that_never_answers(monkeypatc
   with refusing_port() as port:
     monkeypatch.undo()
     assert tfds_data.probe_problem(('127.0.0.1', port), timeout=5) == 'Connection refused'
+
+
+class _FakeBuilder:
+  """A TFDS builder's reading side, over splits of our own: {name: (images [N, H, W, C], labels [N])}."""
+
+  def __init__(self, splits):
+    import types
+    self.name = 'fake'
+    self._splits = splits
+    self.info = types.SimpleNamespace(splits={name: None for name in splits})
+
+  def as_dataset(self, split, batch_size, shuffle_files):
+    import tensorflow as tf
+    images, labels = self._splits[split]
+    return tf.data.Dataset.from_tensor_slices({'image': images, 'label': labels}).batch(batch_size)
+
+
+def test_tfds_splits_missing_empty_or_of_the_wrong_size_are_one_line():
+  images, labels = np.zeros((5, 28, 28, 1), np.uint8), np.zeros(5, np.int64)
+  with pytest.raises(DataError, match=r"^fake has no 'test' split \(it has train, validation\); this model needs a "
+                                      r"train and a test split$"):
+    tfds_data._read_split(_FakeBuilder({'train': (images, labels), 'validation': (images, labels)}), 'test',
+                          (28, 28, 1))
+  with pytest.raises(DataError, match=r'^the test split of fake is empty$'):
+    tfds_data._read_split(_FakeBuilder({'test': (images[:0], labels[:0])}), 'test', (28, 28, 1))
+  with pytest.raises(DataError, match=r'^fake images hold 784 values, not the \(32, 32, 3\) its metadata promises$'):
+    tfds_data._read_split(_FakeBuilder({'test': (images, labels)}), 'test', (32, 32, 3))
+  pixels, read_labels = tfds_data._read_split(_FakeBuilder({'test': (images + 255, labels)}), 'test', (28, 28, 1))
+  assert pixels.shape == (5, 784) and pixels.max() == 1.0 and read_labels.dtype == np.int64
