@@ -11,9 +11,9 @@ file `write_mnist` writes is made known as the data set it stands for: in this p
 process the tests spawn through tests/known_data/sitecustomize.py, which reads the registry file named by
 VAE_TEST_KNOWN_CONTENTS. So the tests control the fingerprints and never need the real data.
 
-Time: the tiny runs several files read are trained once per test process, i.e. per pytest-xdist worker
-(`shared_run`), and slow subprocesses can be
-started together (`Started`), so that the suite stays within minutes on a 2-core machine.
+Time: the tiny runs several files read are trained once per session, by the first pytest-xdist worker that needs
+each (`shared_run`), and slow subprocesses can be started together (`Started`), so that the suite stays within
+minutes on a 2-core machine.
 """
 
 import atexit
@@ -292,21 +292,41 @@ def tiny_config(data_dir, output_dir, **overrides):
   return loop.Config(**{**TINY_RUN, 'data_dir': data_dir, 'output_dir': str(output_dir), **overrides})
 
 
+@contextlib.contextmanager
+def _file_lock(path):
+  """An exclusive flock on `path` while the block runs: one pytest-xdist worker at a time."""
+  import fcntl
+  with open(path, 'w') as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope='session')
 def shared_run(tmp_path_factory):
   """shared_run(name) -> (data_dir, output_dir) of the SHARED_RUNS run `name`, trained on first use and then
-  shared by every test of the session: read it, never change it (copy_run gives a copy to change)."""
+  shared by every test of the session, on every pytest-xdist worker (the first worker to need it trains it, under
+  a lock, in the session's common directory): read it, never change it (copy_run gives a copy to change)."""
   from vae import loop
-  root = tmp_path_factory.mktemp('shared-runs')
-  data_dir = str(root / 'mnist')
-  write_mnist(data_dir)
-  trained = {}
+  base = tmp_path_factory.getbasetemp()
+  root = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'shared-runs'
+  root.mkdir(exist_ok=True)
+  data_dir = root / 'mnist'
+  with _file_lock(root / '.mnist.lock'):
+    if not (root / '.mnist.written').exists():
+      write_mnist(str(data_dir))
+      (root / '.mnist.written').touch()
+    else:  # written by another worker: the same contents, made known to this process too
+      make_known('mnist', {name: str(data_dir / (name + '.gz')) for name in idx.FILE_NAMES})
 
   def get(name):
-    if name not in trained:
-      loop.run_training(tiny_config(data_dir, root / name, **SHARED_RUNS[name]), log=lambda *args: None)
-      trained[name] = str(root / name)
-    return data_dir, trained[name]
+    with _file_lock(root / f'.{name}.lock'):
+      if not (root / name / 'evaluation.json').exists():
+        shutil.rmtree(root / name, ignore_errors=True)  # what a worker that died while training left
+        loop.run_training(tiny_config(str(data_dir), root / name, **SHARED_RUNS[name]), log=lambda *args: None)
+    return str(data_dir), str(root / name)
   return get
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from vae import checkpoints, report, signals
 from vae.fileio import RunLock
-from conftest import REPO_ROOT, Started, copy_run, many_mains, snapshot, tiny_config, user_env
+from conftest import REPO_ROOT, copy_run, many_mains, snapshot, tiny_config, user_env
 
 TINY_FLAGS = ['--updates_per_epoch=4', '--batch_size=16', '--eval_k=3', '--learning_rate=1e-3']
 FRESH = "restore it from a copy, or pass --fresh to start over (this deletes the run's checkpoints, metrics and frames)"
@@ -61,7 +61,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
            'flags_list', 'flags_wrong_type', 'flags_other_model', 'metrics_cut', 'metrics_not_utf8', 'fewer_epochs',
            'finished', 'batch', 'memory', 'int64', 'utf8', 'locked']
   cases = [
-      command('state_file_cut', '--epochs=4'),
+      command('state_file_cut', '--eval_only'),
       command('newest_data_cut', '--epochs=4'),
       command('newest_data_cut_eval', '--eval_only'),
       command('newest_index_gone', '--epochs=4', '--latent_dim=3'),
@@ -90,7 +90,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
 
   # Survived: the newest intact checkpoint is used, and what was passed over is said on stdout.
   status, stderr, stdout = results['state_file_cut']
-  assert (status, stderr) == (0, '') and 'resuming after epoch 3 (step 12)' in stdout
+  assert (status, stderr) == (0, '') and f'restored {ckpt["state_file_cut"]}/ckpt-12 (step 12)' in stdout
   status, stderr, stdout = results['newest_data_cut']
   assert (status, stderr) == (0, '')
   assert f'skipped the damaged checkpoint {ckpt["newest_data_cut"]}/ckpt-12 (' in stdout
@@ -204,15 +204,12 @@ def test_ctrl_c_during_an_epochs_checkpoint_stops_at_the_epochs_end(shared_run, 
   assert len(open(os.path.join(run, 'metrics.csv')).read().splitlines()) == 5  # header and 4 epochs
 
 
-def test_a_signal_during_start_up_and_a_closed_stdout(tmp_path, mnist_dir):
-  # Stopped just before TensorFlow's import, then sent SIGTERM: one line, 128 + 15, nothing written.
+def test_a_signal_during_start_up_is_one_line(tmp_path, mnist_dir):
+  # Stopped just before TensorFlow's import, then sent SIGTERM: one line, 128 + 15, nothing written. (A closed
+  # stdout: tests/test_datasets.py's run from the default data directory.)
   early = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}',
                             f'--output_dir={tmp_path / "early"}'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env=user_env(VAE_TEST_PAUSE_BEFORE_TENSORFLOW='1'))
-  # A run whose reader goes away at once (`python run.py | head -0`): it trains to its end, without a traceback.
-  headless = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), f'--data_dir={mnist_dir}', '--epochs=2',
-                      *TINY_FLAGS, '--do_viz=False', f'--output_dir={tmp_path / "piped"}'], env=user_env())
-  headless.process.stdout.close()
   try:
     deadline = time.monotonic() + 120
     while True:  # waits for the pause; the deadline only ends a test that would otherwise hang
@@ -227,12 +224,7 @@ def test_a_signal_during_start_up_and_a_closed_stdout(tmp_path, mnist_dir):
     _, stderr = early.communicate(timeout=120)
     assert (early.returncode, stderr) == (143, 'error: stopped by SIGTERM\n')
     assert not (tmp_path / 'early').exists()
-    stderr = headless.process.stderr.read()
-    assert headless.process.wait(timeout=300) == 0, stderr
-    assert 'Traceback' not in stderr and 'BrokenPipe' not in stderr
-    assert json.load(open(tmp_path / 'piped' / 'evaluation.json'))['eval_k'] == 3
   finally:
     if early.poll() is None:
       early.kill()
       early.communicate()
-    headless.stop()
