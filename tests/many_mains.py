@@ -27,6 +27,10 @@ def main():
   module = importlib.import_module(module_name)
   results = []
   from vae import data
+  from vae.quiet import import_tensorflow
+  # TensorFlow's start-up first, outside any command line: whatever lines a build prints as it loads (a CUDA
+  # build's, say) belong to no command, so each command line's stderr holds only what that command printed.
+  import_tensorflow()
   for arguments in command_lines:
     data.forget_verified_files()
     stderr, stdout = io.StringIO(), io.StringIO()

@@ -92,7 +92,12 @@ class Trainer:
     if newest is None:
       return 0
     step, checkpoint_prefix = newest
-    checkpoints.restore(self.checkpoint, checkpoint_prefix)
+    checkpoint = self.checkpoint
+    if not tf.train.load_checkpoint(checkpoint_prefix).has_tensor('epoch_loss_sum/.ATTRIBUTES/VARIABLE_VALUE'):
+      # Written by an earlier version, only ever at an epoch's end: the epoch in progress has no loss yet.
+      checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
+                                       optimizer=self.optimizer, step=self.step)
+    checkpoints.restore(checkpoint, checkpoint_prefix)
     self.saved_step = step
     self.batches = iter(inputs.train_batch_indices(self.num_examples, self.config.batch_size, self.config.seed,
                                                    start_step=step))
