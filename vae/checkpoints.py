@@ -99,22 +99,19 @@ def newest_intact(directory, log=print):
 def restore(checkpoint, checkpoint_prefix, partial=False):
   """Reads `checkpoint_prefix` into the objects of `checkpoint` (a `tf.train.Checkpoint`); every object must find
   its values there. `partial`: the checkpoint may hold more than `checkpoint` asks for (--eval_only reads the
-  networks and not the optimiser). Raises VAEError with one line if they do not fit; TensorFlow's own warnings
-  about the mismatch are kept off the terminal."""
-  logger = tf.get_logger()
-  level = logger.level
-  logger.setLevel('ERROR')
+  networks and not the optimiser). Raises VAEError with one line if they do not fit (TensorFlow's own warnings
+  about the mismatch are below vae/quiet.py's level)."""
+  problem = None
   try:
     status = checkpoint.read(checkpoint_prefix)
     if partial:
       status.expect_partial()
     status.assert_existing_objects_matched()
   except (tf.errors.OpError, AssertionError, ValueError) as e:
-    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    problem = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  if problem:  # raised here, not in the clause: the exception would keep TensorFlow's restore objects alive
     raise VAEError(f'the checkpoint {checkpoint_prefix} does not fit the model its flags.json describes '
-                   f'({reason[:200]})') from None
-  finally:
-    logger.setLevel(level)
+                   f'({problem[:200]})')
 
 
 def remove_temporaries(directory):

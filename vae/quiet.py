@@ -16,7 +16,8 @@ what arrives to the real stderr, dropping the absl-format lines below the level 
 (I = 0, W = 1, E = 2, F = 3) and absl's one-line preamble. Everything else passes through unchanged, in order.
 If TensorFlow crashes during the import, the kernel closes the pipe, the helper drains it and exits, so a crash
 report is never swallowed. After the import, stderr is the real stderr again and TF_CPP_MIN_LOG_LEVEL (default 2
-here: errors only) does the filtering.
+here: errors only) does the filtering, for TensorFlow's C++ logging and, set here to the same level, its Python
+logger.
 """
 
 import os
@@ -65,7 +66,20 @@ def filter_stream(read_fd, write_fd, level):
 
 
 def import_tensorflow():
-  """`import tensorflow`, with the C++ start-up lines below TF_CPP_MIN_LOG_LEVEL filtered out; returns it."""
+  """`import tensorflow`, with the C++ start-up lines below TF_CPP_MIN_LOG_LEVEL filtered out; returns it.
+
+  TensorFlow's Python logger is set to the same level, so that its Python warnings (about a checkpoint's unused
+  values, say) are held to the level its C++ lines are.
+  """
+  tensorflow = _import_tensorflow_filtered()
+  tensorflow.get_logger().setLevel(_PYTHON_LEVELS.get(min_log_level(), 'ERROR'))
+  return tensorflow
+
+
+_PYTHON_LEVELS = {0: 'INFO', 1: 'WARNING', 2: 'ERROR', 3: 'CRITICAL'}
+
+
+def _import_tensorflow_filtered():
   level = min_log_level()
   if 'tensorflow' in sys.modules or level < 1 or not hasattr(os, 'fork'):
     import tensorflow
