@@ -34,6 +34,8 @@ def fake_tensorflow(tmp_path, then):
       'import os\n'
       f'os.write(2, {(PREAMBLE + chr(10) + ONEDNN_BANNER + chr(10)).encode()!r})\n'
       "os.write(2, b'a real problem\\n')\n"
+      'import logging\n'
+      "get_logger = lambda: logging.getLogger('tensorflow')\n"  # as the real one: TensorFlow's Python logger
       f'{then}\n')
   return str(tmp_path / 'fake')
 
@@ -41,9 +43,11 @@ def fake_tensorflow(tmp_path, then):
 @pytest.mark.parametrize('then, status', [('', 0), ('os.abort()', -signal.SIGABRT)])
 def test_the_import_drops_the_banner_and_keeps_the_rest_even_in_a_crash(tmp_path, then, status):
   code = (f'import sys; sys.path[:0] = [{fake_tensorflow(tmp_path, then)!r}, {REPO_ROOT!r}]; '
-          'from vae.quiet import import_tensorflow; import_tensorflow(); print("imported", file=sys.stderr)')
+          'from vae.quiet import import_tensorflow; tf = import_tensorflow(); '
+          'print("imported, Python logger at", tf.get_logger().level, file=sys.stderr)')
   env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, env=env)
   assert result.returncode == status
-  expected = ['a real problem'] + (['imported'] if status == 0 else [])
+  # TF_CPP_MIN_LOG_LEVEL=2 (errors only) by default, for the Python logger too: logging.ERROR.
+  expected = ['a real problem'] + (['imported, Python logger at 40'] if status == 0 else [])
   assert result.stderr.splitlines() == expected
