@@ -9,7 +9,9 @@ Every field of `Config` is one setting. Its metadata says everything else about 
     maximum   the largest (what TensorFlow's int32 shapes, numpy's seeds or vae/streams.py's counters take)
     choices   the allowed values of a string with a fixed set of them
 
-`run.py` defines one absl flag per field from this, builds the `Config` from the flags and checks the rules; the
+`problem` checks the rules that need nothing but the flags (before TensorFlow starts), `size_problem` those that
+need the data set's size (before anything is written). `run.py` defines one absl flag per field from this, builds
+the `Config` from the flags and checks the rules; the
 package's functions take a `Config` (or explicit arguments) and never read flags. Adding a setting is adding one
 field here, and then using it where it acts: the flag, its check, the resume check, its record in flags.json and
 evaluation.json (the settings a resume must match) and the README's flag table (tests/test_docs.py compares it
@@ -18,6 +20,7 @@ with this file) follow from the field.
 
 import dataclasses
 import math
+import os
 
 from vae.objectives import OBJECTIVES
 
@@ -181,3 +184,34 @@ def problem(config):
     return ('--objective=iwae trains the importance-weighted bound, which has no rate term to weigh: it needs '
             '--beta=1 and --kl_warmup_steps=0 (use --objective=elbo for a beta-VAE or a warm-up)')
   return None
+
+
+def size_problem(config, num_train, num_test, num_values):
+  """Why a run of `config` cannot fit this data set or this machine, as one line, or None. Checked once the data
+  set's size is known and before anything is written.
+
+  The memory is an estimate from the flags, on the low side: the fc networks' weights with their gradients and
+  Adam's two moments, the training set as uint8 codes, the test set as float32, and the activations of one
+  training step (forward and backward), of one evaluation batch and of one chunk of the final estimate.
+  """
+  if config.batch_size > num_train:
+    return (f'--batch_size={config.batch_size} is larger than the training set ({num_train:,} images); pass '
+            f'--batch_size={num_train} or less')
+  d, width = config.latent_dim, 500 + 500 + 200   # the hidden units of each network
+  weights = num_values * 500 + 500 * 500 + 500 * 200 + 200 * 2 * d + d * 200 + 200 * 500 + 500 * 500 + 500 * num_values
+  rows_per_step = config.batch_size * config.train_k
+  activations = 3 * (rows_per_step + 2000 + 8000) * (2 * num_values + 2 * width + 4 * d)
+  needed = 4 * (4 * weights + activations) + num_train * num_values + 4 * num_test * num_values
+  available = _physical_memory()
+  if available and needed > available:
+    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from --latent_dim={d}, '
+            f'--batch_size={config.batch_size} and --train_k={config.train_k}), more than this machine\'s '
+            f'{available / 2 ** 30:.1f} GiB')
+  return None
+
+
+def _physical_memory():
+  try:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  except (ValueError, OSError, AttributeError):
+    return None

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae import checkpoints, data, engine, evaluate, gifs, inputs, networks, rundir, signals, viz
-from vae.config import RESUME_KEYS, RUN_SETTINGS, Config
+from vae.config import RESUME_KEYS, RUN_SETTINGS, Config, size_problem
 from vae.errors import OutputError, VAEError
 from vae.fileio import RunLock, ensure_writable_dir
 from vae.model import VAE, reparameterize
@@ -170,10 +170,10 @@ def run_training(config, flag_values=None, log=print):
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
   dataset = data.load(config.dataset, config.data_dir)
-  size_problem = run_size_problem(config, len(dataset.train_images), len(dataset.test_images),
-                                  dataset.train_images.shape[1])
-  if size_problem:
-    raise VAEError(size_problem)
+  too_large = size_problem(config, len(dataset.train_images), len(dataset.test_images),
+                           dataset.train_images.shape[1])
+  if too_large:
+    raise VAEError(too_large)
   log(f'{dataset.name} from {config.data_dir}: {len(dataset.train_images):,} training and '
       f'{len(dataset.test_images):,} test images of {"x".join(map(str, dataset.image_shape))}, '
       f'binarize={config.binarize}')
@@ -184,37 +184,6 @@ def run_training(config, flag_values=None, log=print):
   del dataset
   with RunLock(config.output_dir):
     return _train_locked(config, paths, handover, flag_values or dataclasses.asdict(config), log)
-
-
-def run_size_problem(config, num_train, num_test, num_values):
-  """Why a run of `config` cannot fit this data set or this machine, as one line, or None. Checked once the data
-  set's size is known and before anything is written.
-
-  The memory is an estimate from the flags, on the low side: the fc networks' weights with their gradients and
-  Adam's two moments, the training set as uint8 codes, the test set as float32, and the activations of one
-  training step (forward and backward), of one evaluation batch and of one chunk of the final estimate.
-  """
-  if config.batch_size > num_train:
-    return (f'--batch_size={config.batch_size} is larger than the training set ({num_train:,} images); pass '
-            f'--batch_size={num_train} or less')
-  d, width = config.latent_dim, 500 + 500 + 200   # the hidden units of each network
-  weights = num_values * 500 + 500 * 500 + 500 * 200 + 200 * 2 * d + d * 200 + 200 * 500 + 500 * 500 + 500 * num_values
-  rows_per_step = config.batch_size * config.train_k
-  activations = 3 * (rows_per_step + 2000 + 8000) * (2 * num_values + 2 * width + 4 * d)
-  needed = 4 * (4 * weights + activations) + num_train * num_values + 4 * num_test * num_values
-  available = _physical_memory()
-  if available and needed > available:
-    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from --latent_dim={d}, '
-            f'--batch_size={config.batch_size} and --train_k={config.train_k}), more than this machine\'s '
-            f'{available / 2 ** 30:.1f} GiB')
-  return None
-
-
-def _physical_memory():
-  try:
-    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-  except (ValueError, OSError, AttributeError):
-    return None
 
 
 def _train_locked(config, paths, handover, flag_values, log):
