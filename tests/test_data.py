@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,28 @@ def test_train_batch_indices_can_start_at_any_step():
   sequence = [next(whole).numpy().tolist() for _ in range(12)]
   resumed = iter(inputs.train_batch_indices(num_examples=30, batch_size=7, seed=3, start_step=5))
   assert [next(resumed).numpy().tolist() for _ in range(7)] == sequence[5:]
+
+
+def test_a_data_directory_that_cannot_be_written_is_one_line(tmp_path):
+  """The missing files cannot be downloaded into a read-only directory: one line, before any download. As root
+  the check runs in a child without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (see the permission test above)."""
+  read_only = tmp_path / 'mnist'
+  read_only.mkdir()
+  read_only.chmod(0o555)
+  expected = (f'data directory {read_only} is not writable, so the missing MNIST files cannot be downloaded into '
+              f'it')
+  if os.geteuid() != 0:
+    with pytest.raises(DataError, match=re.escape(expected)):
+      data.load('mnist', str(read_only))
+    return
+  setpriv = shutil.which('setpriv')
+  if setpriv is None:
+    pytest.skip('running as root without util-linux setpriv: no way to write as an unprivileged writer')
+  drop = '-dac_override,-dac_read_search'
+  code = ('import sys; sys.path.insert(0, sys.argv[1]); from vae import data, errors\n'
+          'try:\n  data.load("mnist", sys.argv[2], mirrors=())\nexcept errors.DataError as e:\n  print(e)\n')
+  result = subprocess.run([setpriv, f'--bounding-set={drop}', f'--inh-caps={drop}', sys.executable, '-c', code,
+                           REPO_ROOT, str(read_only)], capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == expected
+  assert os.listdir(read_only) == []
