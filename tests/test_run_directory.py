@@ -228,3 +228,24 @@ def test_a_signal_during_start_up_is_one_line(tmp_path, mnist_dir):
     if early.poll() is None:
       early.kill()
       early.communicate()
+
+
+def test_a_checkpoint_without_the_epochs_running_loss_still_resumes(shared_run, tmp_path):
+  """Checkpoints made before the running loss of the epoch in progress was saved with them (always at an
+  epoch's end) resume as they did."""
+  import tensorflow as tf
+  from vae import loop
+  data_dir, reference = shared_run('reference')
+  run = copy_run(reference, tmp_path / 'run')
+  config = tiny_config(data_dir, run, epochs=4)
+  dataset = loop.data.load(config.dataset, config.data_dir)
+  trainer = loop.Trainer(config, dataset.train_images, os.path.join(run, 'checkpoints'))
+  trainer.restore(checkpoints.newest_intact(os.path.join(run, 'checkpoints')))
+  for path in os.listdir(os.path.join(run, 'checkpoints')):
+    os.remove(os.path.join(run, 'checkpoints', path))
+  tf.train.Checkpoint(encoder=trainer.model.encoder, decoder=trainer.model.decoder, optimizer=trainer.optimizer,
+                      step=trainer.step).write(os.path.join(run, 'checkpoints', 'ckpt-12'))
+  lines = []
+  loop.run_training(config, log=lines.append)
+  assert 'resuming after epoch 3 (step 12)' in ' '.join(lines)
+  assert len(open(os.path.join(run, 'metrics.csv')).read().splitlines()) == 5
