@@ -31,12 +31,30 @@ def write(path, text):
     f.write(text if isinstance(text, bytes) else text.encode())
 
 
+def as_an_earlier_version_wrote_it(run, config):
+  """Rewrites the newest checkpoint of `run` as versions before the epoch's running loss was saved wrote it."""
+  import keras
+  import tensorflow as tf
+  from vae import loop
+  model = loop.build_model(config)
+  optimizer = keras.optimizers.Adam(config.learning_rate)
+  optimizer.build(model.trainable_variables)
+  step = tf.Variable(0, dtype=tf.int64)
+  old = tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder, optimizer=optimizer, step=step)
+  directory = os.path.join(run, 'checkpoints')
+  newest, prefix = checkpoints.newest_intact(directory)
+  old.read(prefix).expect_partial()
+  for name in os.listdir(directory):
+    os.remove(os.path.join(directory, name))
+  old.write(checkpoints.prefix(directory, newest))
+
+
 def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(shared_run, tmp_path):
   data_dir, reference = shared_run('reference')  # 3 epochs of 4 steps: ckpt-8 and ckpt-12
   runs = {name: copy_run(reference, tmp_path / name) for name in (
       'state_file_cut', 'newest_data_cut', 'newest_data_cut_eval', 'newest_index_gone', 'all_damaged',
       'flags_list', 'flags_wrong_type', 'flags_other_model', 'metrics_cut', 'metrics_not_utf8', 'fewer_epochs',
-      'finished', 'locked')}
+      'finished', 'locked', 'earlier_version')}
   ckpt = {name: os.path.join(run, 'checkpoints') for name, run in runs.items()}
   cut(os.path.join(ckpt['state_file_cut'], 'checkpoint'), 40)
   for name in ('newest_data_cut', 'newest_data_cut_eval'):
@@ -51,6 +69,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   metrics = open(os.path.join(reference, 'metrics.csv'), 'rb').read()
   write(os.path.join(runs['metrics_cut'], 'metrics.csv'), metrics[:metrics.rindex(b'\n', 0, len(metrics) - 1) + 20])
   write(os.path.join(runs['metrics_not_utf8'], 'metrics.csv'), metrics.replace(b'mnist', b'mn\xffst', 1))
+  as_an_earlier_version_wrote_it(runs['earlier_version'], tiny_config(data_dir, runs['earlier_version']))
   before = {name: snapshot(run, times=True) for name, run in runs.items()}
 
   def command(name, *extra):
@@ -59,7 +78,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   big = tmp_path / 'never_made'
   names = ['state_file_cut', 'newest_data_cut', 'newest_data_cut_eval', 'newest_index_gone', 'all_damaged',
            'flags_list', 'flags_wrong_type', 'flags_other_model', 'metrics_cut', 'metrics_not_utf8', 'fewer_epochs',
-           'finished', 'batch', 'memory', 'int64', 'utf8', 'locked']
+           'finished', 'batch', 'memory', 'int64', 'utf8', 'locked', 'earlier_version']
   cases = [
       command('state_file_cut', '--eval_only'),
       command('newest_data_cut', '--epochs=4'),
@@ -80,6 +99,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   ]
   with RunLock(runs['locked']):  # a training run holds it: --eval_only waits for nobody
     cases.append(command('locked', '--eval_only'))
+    cases.append(command('earlier_version', '--epochs=4'))
     results = dict(zip(names, many_mains('run', cases, stdout=True)))
 
   def refused(name, line):
@@ -131,6 +151,9 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   status, stderr, stdout = results['finished']
   assert (status, stderr) == (0, '') and f'{runs["finished"]} holds the finished run of 3 epochs: nothing to do' in stdout
   assert snapshot(runs['finished'], times=True) == before['finished']  # not a byte, not a time stamp
+  # A checkpoint of an earlier version, without the running loss of an epoch in progress: it resumes as it did.
+  status, stderr, stdout = results['earlier_version']
+  assert (status, stderr) == (0, '') and 'resuming after epoch 3 (step 12)' in stdout
   refused('locked', f'another run is using {runs["locked"]}; wait for it to finish or choose another --output_dir')
   # Sizes and paths: refused before anything is written.
   refused('batch', '--batch_size=100000000 is larger than the training set (256 images); pass --batch_size=256 or '
@@ -229,23 +252,3 @@ def test_a_signal_during_start_up_is_one_line(tmp_path, mnist_dir):
       early.kill()
       early.communicate()
 
-
-def test_a_checkpoint_without_the_epochs_running_loss_still_resumes(shared_run, tmp_path):
-  """Checkpoints made before the running loss of the epoch in progress was saved with them (always at an
-  epoch's end) resume as they did."""
-  import tensorflow as tf
-  from vae import loop
-  data_dir, reference = shared_run('reference')
-  run = copy_run(reference, tmp_path / 'run')
-  config = tiny_config(data_dir, run, epochs=4)
-  dataset = loop.data.load(config.dataset, config.data_dir)
-  trainer = loop.Trainer(config, dataset.train_images, os.path.join(run, 'checkpoints'))
-  trainer.restore(checkpoints.newest_intact(os.path.join(run, 'checkpoints')))
-  for path in os.listdir(os.path.join(run, 'checkpoints')):
-    os.remove(os.path.join(run, 'checkpoints', path))
-  tf.train.Checkpoint(encoder=trainer.model.encoder, decoder=trainer.model.decoder, optimizer=trainer.optimizer,
-                      step=trainer.step).write(os.path.join(run, 'checkpoints', 'ckpt-12'))
-  lines = []
-  loop.run_training(config, log=lines.append)
-  assert 'resuming after epoch 3 (step 12)' in ' '.join(lines)
-  assert len(open(os.path.join(run, 'metrics.csv')).read().splitlines()) == 5
