@@ -142,6 +142,21 @@ def test_trailing_bytes_beyond_the_header_count(tmp_path):
     idx.read_idx(path, 'images')
 
 
+def without_root_privileges(code, argument):
+  """Runs `code` (with the repository importable and `argument` as sys.argv[2]) in a child that, though root,
+  has dropped CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (util-linux's setpriv): still uid 0, so it can start this
+  Python, but bound by files' modes like anyone. The child must exit 0; returns the CompletedProcess."""
+  setpriv = shutil.which('setpriv')
+  if setpriv is None:
+    pytest.skip('running as root without util-linux setpriv: no way to act as an unprivileged user')
+  drop = '-dac_override,-dac_read_search'
+  result = subprocess.run([setpriv, f'--bounding-set={drop}', f'--inh-caps={drop}', sys.executable, '-c',
+                           'import sys; sys.path.insert(0, sys.argv[1])\n' + code, REPO_ROOT, argument],
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  return result
+
+
 def test_file_without_read_permission(tmp_path):
   """The real permission check: a file its reader may not open. Root reads everything through its capabilities
   CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so as root the read is made by a child that has dropped both
@@ -152,15 +167,8 @@ def test_file_without_read_permission(tmp_path):
     with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
       idx.read_idx(path, 'images')
     return
-  setpriv = shutil.which('setpriv')
-  if setpriv is None:
-    pytest.skip('running as root without util-linux setpriv: no way to read as an unprivileged reader')
-  drop = '-dac_override,-dac_read_search'
-  code = ('import sys; sys.path.insert(0, sys.argv[1]); from vae import idx, errors\n'
-          'try:\n  idx.read_idx(sys.argv[2], "images")\nexcept errors.DataError as e:\n  print(e)\n')
-  result = subprocess.run([setpriv, f'--bounding-set={drop}', f'--inh-caps={drop}', sys.executable, '-c', code,
-                           REPO_ROOT, path], capture_output=True, text=True, timeout=60)
-  assert result.returncode == 0, result.stderr
+  result = without_root_privileges('from vae import idx, errors\ntry:\n  idx.read_idx(sys.argv[2], "images")\n'
+                                   'except errors.DataError as e:\n  print(e)\n', path)
   assert result.stdout.strip() == f'cannot read {path}: permission denied'
 
 
@@ -215,14 +223,7 @@ def test_a_data_directory_that_cannot_be_written_is_one_line(tmp_path):
     with pytest.raises(DataError, match=re.escape(expected)):
       data.load('mnist', str(read_only))
     return
-  setpriv = shutil.which('setpriv')
-  if setpriv is None:
-    pytest.skip('running as root without util-linux setpriv: no way to write as an unprivileged writer')
-  drop = '-dac_override,-dac_read_search'
-  code = ('import sys; sys.path.insert(0, sys.argv[1]); from vae import data, errors\n'
-          'try:\n  data.load("mnist", sys.argv[2], mirrors=())\nexcept errors.DataError as e:\n  print(e)\n')
-  result = subprocess.run([setpriv, f'--bounding-set={drop}', f'--inh-caps={drop}', sys.executable, '-c', code,
-                           REPO_ROOT, str(read_only)], capture_output=True, text=True, timeout=60)
-  assert result.returncode == 0, result.stderr
+  result = without_root_privileges('from vae import data, errors\ntry:\n  data.load("mnist", sys.argv[2], mirrors=())\n'
+                                   'except errors.DataError as e:\n  print(e)\n', str(read_only))
   assert result.stdout.strip() == expected
   assert os.listdir(read_only) == []
