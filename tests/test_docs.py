@@ -76,3 +76,14 @@ def test_every_message_of_the_when_things_go_wrong_table_is_one_the_code_prints(
       if len(fragment) >= 12 and not any(fragment in s for s in strings):
         missing.append((message, fragment))
   assert missing == [], missing
+
+
+def test_the_readmes_slurm_recipe_is_the_script_in_cluster():
+  block = README[README.index('```bash\n#SBATCH --array=0-9'):]
+  block = block[len('```bash\n'):block.index('```', 3)]
+  script = [line.split('  #')[0].rstrip() for line in
+            open(os.path.join(REPO_ROOT, 'cluster', 'seeds.sbatch'), encoding='utf-8').read().splitlines()]
+  shown = [line.split('  #')[0].rstrip() for line in block.splitlines()]
+  # Each line the README shows is the script's, the script's longer requeue test written on one line there.
+  missing = [line for line in shown if line and line not in script and not line.startswith('if [ "$status"')]
+  assert missing == []

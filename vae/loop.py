@@ -94,7 +94,7 @@ class Trainer:
     step, checkpoint_prefix = newest
     checkpoint = self.checkpoint
     if not tf.train.load_checkpoint(checkpoint_prefix).has_tensor('epoch_loss_sum/.ATTRIBUTES/VARIABLE_VALUE'):
-      # Written by an earlier version, only ever at an epoch's end: the epoch in progress has no loss yet.
+      # A checkpoint without the epoch's running loss is one written at an epoch's end: nothing to carry over.
       checkpoint = tf.train.Checkpoint(encoder=self.model.encoder, decoder=self.model.decoder,
                                        optimizer=self.optimizer, step=self.step)
     checkpoints.restore(checkpoint, checkpoint_prefix)
