@@ -4,6 +4,7 @@
 flags on a `Command` of their own and hand it their body, `body(flag_values, arguments) -> exit status`.
 `Command.main` then does for all four what a user expects of any of them:
 
+* on a system without POSIX file locks and signals (native Windows) it ends with one `error:` line;
 * `--help` (or -h, --helpshort, --helpfull) prints the command's own summary and flags, and nothing else;
 * a malformed or unknown flag, or an argument the command does not take, ends with one `error:` line;
 * a `VAEError` from the body (a problem the user can fix) ends with its one line, through `vae.errors.fail`;
@@ -27,6 +28,11 @@ from vae import signals
 from vae.errors import VAEError, fail
 
 HELP_ARGUMENTS = ('-h', '--help', '--helpshort', '--helpfull')
+
+# A run locks its output directory with a POSIX file lock (vae/fileio.py) and stops at a step on POSIX signals
+# (vae/signals.py); native Windows has neither.
+UNSUPPORTED_SYSTEM = ('{program} runs on Linux and macOS; native Windows is not supported (a run needs POSIX file '
+                      'locks and signals)')
 
 
 class Command:
@@ -52,6 +58,8 @@ class Command:
 
   def main(self, body, argv):
     """Parses `argv` (argv[0] the program) and runs `body(flag_values, arguments)`; returns the exit status."""
+    if os.name != 'posix':
+      return fail(UNSUPPORTED_SYSTEM.format(program=self.program))
     stdout = sys.stdout
     sys.stdout = _SurvivesAClosedPipe(stdout)
     try:

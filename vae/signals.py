@@ -16,7 +16,10 @@ import contextlib
 import signal
 import threading
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+# getattr: native Windows has no SIGHUP or SIGUSR1, and importing this module there must not fail before
+# vae/cli.py can say that the commands do not run there.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ('SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1')
+                     if hasattr(signal, name))
 
 
 class Stopped(BaseException):
