@@ -1,8 +1,8 @@
 """Benchmark: training throughput against a plain TF2 loop and the machine's own limits, and where a full default
 run spends its time.
 
-    python bench/bench.py --data_dir=../shared/data/mnist              # everything
-    python bench/bench.py --data_dir=../shared/data/mnist --skip_full_run
+    python bench/bench.py                    # everything, on MNIST in ../mnist (downloaded if missing)
+    python bench/bench.py --skip_full_run --data_dir=DIR
 
 1. The CPU: its model and the features that pick TensorFlow's kernels (bench/machine.py).
 2. For each oneDNN setting (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in a fresh process, since TensorFlow reads it
@@ -42,7 +42,8 @@ sys.path[0] = REPO
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string('data_dir', '../shared/data/mnist', 'MNIST IDX files.')
+flags.DEFINE_string('data_dir', '../mnist', 'Where the four MNIST IDX files are (run.py\'s default); '
+                    'downloaded into it if missing.')
 flags.DEFINE_integer('rounds', 3, 'Alternating measurement rounds per architecture.')
 flags.DEFINE_integer('fc_steps', 200, 'Steps per fc measurement.')
 flags.DEFINE_integer('conv_steps', 40, 'Steps per conv measurement.')

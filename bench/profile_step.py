@@ -1,6 +1,6 @@
 """Where one fc training step's time goes, measured piece by piece (batch 128, XLA, steps looped on-graph).
 
-    python bench/profile_step.py --data_dir=../shared/data/mnist
+    python bench/profile_step.py             # --data_dir=DIR for MNIST elsewhere than ../mnist
 
 Each line is milliseconds per training step, the median of 5 rounds of 10 calls (of 10 steps, mostly):
 
@@ -32,7 +32,8 @@ sys.path[0] = REPO  # as in bench.py: the repository root, not bench/, comes fir
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string('data_dir', '../shared/data/mnist', 'MNIST IDX files.')
+flags.DEFINE_string('data_dir', '../mnist', 'Where the four MNIST IDX files are (run.py\'s default); '
+                    'downloaded into it if missing.')
 flags.DEFINE_integer('rounds', 5, 'Measurement rounds (the median is printed).')
 flags.DEFINE_integer('calls', 10, 'Calls per round.')
 FLAGS = flags.FLAGS

@@ -87,3 +87,63 @@ def test_the_readmes_slurm_recipe_is_the_script_in_cluster():
   # Each line the README shows is the script's, the script's longer requeue test written on one line there.
   missing = [line for line in shown if line and line not in script and not line.startswith('if [ "$status"')]
   assert missing == []
+
+
+DOCS = {'README.md': README, **{
+    os.path.join('docs', name): open(os.path.join(REPO_ROOT, 'docs', name), encoding='utf-8').read()
+    for name in sorted(os.listdir(os.path.join(REPO_ROOT, 'docs'))) if name.endswith('.md')}}
+# What a user types: a line of a ```bash block, or an inline `...` that starts as a command does.
+_COMMAND_START = re.compile(r'^(?:\.venv/bin/)?(?:python3?|pip|bash|sbatch|parallel|tensorboard|tfds|git|DATA_DIR=)\b')
+# A path that leaves the clone: ../x, ~/x or /x, where a command would take it (after a space, '=', a quote, '>').
+_OUTSIDE_PATH = re.compile(r'''(?:^|(?<=[\s='"(>]))((?:\.\./|~/|/)[^\s'"`);]*)''')
+
+
+def _commands(text):
+  commands = []
+  for block in re.findall(r'```bash\n(.*?)```', text, flags=re.DOTALL):
+    commands.extend(line for line in block.replace('\\\n', ' ').splitlines() if line.strip())
+  commands.extend(span for span in re.findall(r'`([^`\n]+)`', text) if _COMMAND_START.match(span))
+  return commands
+
+
+def test_no_command_names_a_path_outside_the_clone_but_the_documented_data_directories():
+  from vae.data import IDX_NAMES, resolve_data_dir
+  allowed = {resolve_data_dir(name) for name in IDX_NAMES + ('kmnist',)} | {'/dev/null'}  # the defaults
+  outside = [(doc, command, path) for doc, text in DOCS.items() for command in _commands(text)
+             for path in _OUTSIDE_PATH.findall(command) if path.rstrip('.,') not in allowed]
+  assert len([c for text in DOCS.values() for c in _commands(text)]) > 30
+  assert outside == [], outside
+  assert '`--data_dir=DIR`' in README  # the one way the README names a data directory of the user's choosing
+
+
+def test_the_supported_pythons_the_readme_names_are_those_pyproject_toml_requires():
+  import tomllib
+  from packaging.specifiers import SpecifierSet
+  with open(os.path.join(REPO_ROOT, 'pyproject.toml'), 'rb') as f:
+    requires = SpecifierSet(tomllib.load(f)['project']['requires-python'])
+  supported = [f'3.{minor}' for minor in range(0, 40) if f'3.{minor}' in requires]
+  named = re.search(r'\*\*Python (3\.\d+), (3\.\d+) or (3\.\d+)\.\*\*', README)
+  assert named and list(named.groups()) == supported
+  assert f"not in '{requires}'" in README  # the line pip prints on any other Python
+
+
+def _anchor(heading):
+  """GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+  return re.sub(r'[^\w\- ]', '', heading.strip().lower()).replace(' ', '-')
+
+
+def test_every_link_between_the_docs_reaches_a_file_and_heading_that_exist():
+  broken = []
+  for doc, text in DOCS.items():
+    for target in re.findall(r'\]\(([^)\s]+)\)', text):
+      if re.match(r'\w+://', target):
+        continue
+      path, _, anchor = target.partition('#')
+      file = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+      if not os.path.exists(os.path.join(REPO_ROOT, file)):
+        broken.append((doc, target))
+      elif anchor:
+        headings = re.findall(r'^#+ (.+)$', DOCS.get(file, ''), flags=re.MULTILINE)
+        if anchor not in {_anchor(h) for h in headings}:
+          broken.append((doc, target))
+  assert broken == []
