@@ -1,6 +1,6 @@
 """Shared fixtures: tiny synthetic MNIST-format data sets, written with the package's own IDX writer.
 
-No test reads ../shared or uses the network: tests/known_data/no_network.py refuses every name lookup and every
+No test reads real data or uses the network: tests/known_data/no_network.py refuses every name lookup and every
 connection beyond loopback, here and in every process the tests start, and `network_guard` fails the test that
 tried. A test of an offline path makes it offline itself, with a port on 127.0.0.1 that refuses connections
 (`refusing_port`, `offline_env`). The synthetic digits are learnable (each class is a fixed random

@@ -147,3 +147,12 @@ def test_every_link_between_the_docs_reaches_a_file_and_heading_that_exist():
         if anchor not in {_anchor(h) for h in headings}:
           broken.append((doc, target))
   assert broken == []
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+  commands = [line for block in re.findall(r'```bash\n(.*?)```', README, flags=re.DOTALL)
+              for line in block.splitlines() if line.endswith('-m pytest -q tests')]
+  ci = [line.replace(' install -q ', ' install ') for line in
+        open(os.path.join(REPO_ROOT, '.ci', 'run'), encoding='utf-8').read().splitlines() if 'pytest' in line]
+  assert len(commands) == 1 and ci == commands
+  assert commands[0].startswith('python3 -m venv --upgrade-deps .venv && ')  # a pip that checks Requires-Python first
