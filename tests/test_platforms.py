@@ -4,7 +4,7 @@ pyproject.toml's `requires-python` is what makes `pip install -r requirements.tx
 with one line that names the supported range, before it looks for a single wheel. pip checks it against the
 Python a command runs on, and `pip download --python-version V` runs the very same check for a Python V this
 machine does not have; so these tests show the line a user of Python 3.10 or 3.14 gets from the README's install,
-offline (the project's metadata is prepared with the installed setuptools, from a copy of pyproject.toml).
+offline (the project's metadata is prepared with the installed build backend, from a copy of pyproject.toml).
 """
 
 import os

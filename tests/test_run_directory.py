@@ -192,7 +192,19 @@ def test_explore_and_report_name_a_damaged_directory_and_go_on(shared_run, tmp_p
   assert not (tmp_path / 'pictures').exists()
 
 
-def test_every_stop_signal_waits_inside_the_steps_and_stops_outside_them():
+@pytest.fixture
+def stop_signals_at_their_defaults():
+  """The stop signals at their defaults during the test, as in a terminal: a suite started as a background job
+  (`pytest &` in a script) inherits SIGINT ignored, which `signals.install` rightly leaves ignored."""
+  previous = {signum: signal.getsignal(signum) for signum in signals.STOP_SIGNALS}
+  for signum in previous:
+    signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+  yield
+  for signum, handler in previous.items():
+    signal.signal(signum, handler)
+
+
+def test_every_stop_signal_waits_inside_the_steps_and_stops_outside_them(stop_signals_at_their_defaults):
   for signum in signals.STOP_SIGNALS:
     with signals.install():
       with signals.deferred():
@@ -207,7 +219,8 @@ def test_every_stop_signal_waits_inside_the_steps_and_stops_outside_them():
     assert signals.pending() is None
 
 
-def test_ctrl_c_during_an_epochs_checkpoint_stops_at_the_epochs_end(shared_run, tmp_path, monkeypatch):
+def test_ctrl_c_during_an_epochs_checkpoint_stops_at_the_epochs_end(shared_run, tmp_path, monkeypatch,
+                                                                   stop_signals_at_their_defaults):
   from vae import loop
   data_dir, reference = shared_run('reference')
   run = copy_run(reference, tmp_path / 'run')
