@@ -8,7 +8,7 @@ run spends its time.
 2. For each oneDNN setting (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in a fresh process, since TensorFlow reads it
    once at start-up): throughput in images per second at steady state (after a warm-up that absorbs
    compilation) of
-   * ours: the project's own training epoch (`vae.loop.Trainer.run_epoch`: ten compiled steps per call, the
+   * ours: the project's own training epoch (`vae.run.TrainingState.run_epoch`: ten compiled steps per call, the
      on-graph batch gather, the progress bar's loss read-backs), exactly as `run.py` uses it, and
    * the reference: `bench/reference.py`, the plain GradientTape-in-tf.function loop,
    for fc/fc and conv/conv, measured in alternating rounds so that both see the same machine state; the median
@@ -62,21 +62,24 @@ def throughput(data_dir, rounds, steps_for):
   import keras
   from bench import machine
   from bench.reference import make_reference
-  from vae import data, loop
+  from vae import data
+  from vae.run import epochs
+  from vae.run.config import Config
+  from vae.run.state import TrainingState, build_model
 
   mnist = data.load('mnist', data_dir)
   results = {}
   for arch in steps_for:
     steps = steps_for[arch]
-    config = loop.Config(encoder_architecture=arch, decoder_architecture=arch, updates_per_epoch=steps)
+    config = Config(encoder_architecture=arch, decoder_architecture=arch, updates_per_epoch=steps)
     with tempfile.TemporaryDirectory() as scratch:
-      ours = loop.Trainer(config, mnist.train_images, os.path.join(scratch, 'checkpoints'))
+      ours = TrainingState(config, mnist.train_images, os.path.join(scratch, 'checkpoints'))
       keras.utils.set_random_seed(0)
-      reference_model = loop.build_model(config)
+      reference_model = build_model(config)
       reference_step, reference_batches = make_reference(reference_model, mnist.train_images, config.batch_size)
 
       def run_ours():
-        ours.run_epoch(stream=io.StringIO())
+        ours.take_epoch_steps(stream=io.StringIO())
 
       def run_reference():
         loss = None
@@ -103,21 +106,23 @@ def throughput(data_dir, rounds, steps_for):
 def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
   """{latent_dim: {'none', 'dynamic' (images/s, medians), 'ratio' (dynamic / none)}} for the fc/fc epoch."""
   import io
-  from vae import loop
+  from vae.run import epochs
+  from vae.run.config import Config
+  from vae.run.state import TrainingState, build_model
 
   results = {}
   for latent_dim in latent_dims:
     with tempfile.TemporaryDirectory() as scratch:
-      trainers = {mode: loop.Trainer(loop.Config(latent_dim=latent_dim, binarize=mode, updates_per_epoch=steps),
+      trainers = {mode: TrainingState(Config(latent_dim=latent_dim, binarize=mode, updates_per_epoch=steps),
                                      mnist.train_images, os.path.join(scratch, mode))
                   for mode in ('none', 'dynamic')}
       for trainer in trainers.values():  # compile, fill caches
-        trainer.run_epoch(stream=io.StringIO())
+        trainer.take_epoch_steps(stream=io.StringIO())
       timings = {mode: [] for mode in trainers}
       for _ in range(rounds):
         for mode, trainer in trainers.items():
           started = time.perf_counter()
-          trainer.run_epoch(stream=io.StringIO())
+          trainer.take_epoch_steps(stream=io.StringIO())
           timings[mode].append(steps * trainer.config.batch_size / (time.perf_counter() - started))
     medians = {mode: statistics.median(values) for mode, values in timings.items()}
     results[str(latent_dim)] = dict(medians, ratio=medians['dynamic'] / medians['none'])
@@ -127,7 +132,7 @@ def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
 def measure_in_this_process(data_dir, rounds, steps_for, latent_dims):
   """Throughput and the machine's limits under this process's oneDNN setting."""
   from bench import machine
-  from vae.quiet import import_tensorflow
+  from vae.commands.quiet import import_tensorflow
   tf = import_tensorflow()
   result = {'tensorflow': tf.__version__, 'cpu': machine.cpu_summary()}
   result['throughput'] = throughput(data_dir, rounds, steps_for)
@@ -160,7 +165,7 @@ def reference_startup(data_dir):
   code = ('import time, os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2"); import sys; '
           f'sys.path.insert(0, {REPO!r}); '
           'from vae import data, inputs, loop; from bench.reference import make_reference; '
-          f'm = data.load("mnist", {data_dir!r}); model = loop.build_model(loop.Config()); '
+          f'm = data.load("mnist", {data_dir!r}); model = build_model(Config()); '
           'step, batches = make_reference(model, m.train_images, 128); x = next(batches); '
           'print(time.time()); step(x)')
   launched = time.time()

@@ -11,7 +11,7 @@ Each line is milliseconds per training step, the median of 5 rounds of 10 calls 
 * Adam update alone: `apply_gradients` of fixed gradients to the 1.49M parameters;
 * matmuls alone: the step's 23 matrix products at their real shapes (8 forward, 8 weight gradients, 7 input
   gradients; the first layer needs no input gradient), one call per step, in XLA;
-* per-call cost: ours through `Trainer.run_epoch` (Python loop, tf.data indices, loss read-back) minus the
+* per-call cost: ours through `TrainingState.take_epoch_steps` (Python loop, tf.data indices, loss read-back) minus the
   full step, per step.
 
 Also the machine's matmul rate (a 1024^3 product, GFLOP/s), and the step's arithmetic: 8.13 MFLOP per image in
@@ -56,17 +56,20 @@ def median_ms_per_step(fn, steps_per_call, rounds):
 
 def main(argv):
   del argv
-  from vae.quiet import import_tensorflow
+  from vae.commands.quiet import import_tensorflow
   tf = import_tensorflow()
   import keras
   from bench import machine
-  from vae import data, engine, inputs, loop
-  steps_per_call = loop.STEPS_PER_CALL
+  from vae import data, preprocess
+  from vae.run import engine, epochs
+  from vae.run.config import Config
+  from vae.run.state import TrainingState, build_model, STEPS_PER_CALL
+  steps_per_call = STEPS_PER_CALL
 
   tf.config.experimental.enable_op_determinism()  # as in run.py
   mnist = data.load('mnist', FLAGS.data_dir)
-  config = loop.Config(updates_per_epoch=2 * steps_per_call)
-  model = loop.build_model(config)
+  config = Config(updates_per_epoch=2 * steps_per_call)
+  model = build_model(config)
   kernels = [tuple(w.shape) for w in model.trainable_variables if len(w.shape) == 2]
   if kernels != machine.FC_LAYERS:
     raise SystemExit(f'the fc network changed ({kernels}); update bench/machine.py FC_LAYERS')
@@ -75,7 +78,7 @@ def main(argv):
   optimizer.build(variables)
   codes, scale = engine.compact_images(mnist.train_images)
   stored = tf.constant(codes)
-  batches = iter(inputs.train_batch_indices(len(codes), BATCH, seed=0))
+  batches = iter(preprocess.train_batch_indices(len(codes), BATCH, seed=0))
   indices = tf.stack([next(batches) for _ in range(steps_per_call)])
 
   def make(upto):
@@ -100,8 +103,8 @@ def main(argv):
       return losses.stack()
     return lambda: steps(tf.constant(0, tf.int64))
 
-  # The full step is the project's own (engine.make_train_steps, as run.py uses it), on a model of its own.
-  full_steps = engine.make_train_steps(loop.build_model(config), keras.optimizers.Adam(config.learning_rate),
+  # The full step is the project's own (engine.compile_steps, as run.py uses it), on a model of its own.
+  full_steps = engine.compile_steps(build_model(config), keras.optimizers.Adam(config.learning_rate),
                                           mnist.train_images, config, jit_compile=True)
 
   fixed_grads = [tf.random.normal(v.shape, stddev=1e-3, seed=1) for v in variables]
@@ -120,10 +123,10 @@ def main(argv):
   machine_gflops = 2 * 1024 ** 3 / (big_matmul_ms / 1000.0) / 1e9
 
   with tempfile.TemporaryDirectory() as scratch:
-    trainer = loop.Trainer(config, mnist.train_images, scratch)
+    trainer = TrainingState(config, mnist.train_images, scratch)
 
     def ours():
-      trainer.run_epoch(stream=io.StringIO())  # reads every loss back itself
+      trainer.take_epoch_steps(stream=io.StringIO())  # reads every loss back itself
       return []
     ours_ms = median_ms_per_step(ours, config.updates_per_epoch, FLAGS.rounds)
 
@@ -135,12 +138,12 @@ def main(argv):
       'Adam update alone': median_ms_per_step(adam_alone, steps_per_call, FLAGS.rounds),
       'matmuls alone': median_ms_per_step(matmuls_alone, 1, FLAGS.rounds),
   }
-  rows['per-call cost (Trainer.run_epoch - full step)'] = ours_ms - rows['full step']
+  rows['per-call cost (TrainingState.take_epoch_steps - full step)'] = ours_ms - rows['full step']
   flops = machine.fc_matmul_flops_per_image() * BATCH
   print(f'fc step, batch {BATCH}, ms per step (median of {FLAGS.rounds} rounds):')
   for name, ms in rows.items():
     print(f'  {name:<48}{ms:>7.2f}')
-  print(f'  {"ours through Trainer.run_epoch":<48}{ours_ms:>7.2f}   ({BATCH / ours_ms * 1000:,.0f} images/s)')
+  print(f'  {"ours through TrainingState.take_epoch_steps":<48}{ours_ms:>7.2f}   ({BATCH / ours_ms * 1000:,.0f} images/s)')
   print(f'machine matmul rate (1024^3): {machine_gflops:.0f} GFLOP/s; the step\'s matmuls: '
         f'{flops / 1e9:.2f} GFLOP = {flops / 1e6 / rows["matmuls alone"]:.0f} GFLOP/s at their real shapes; '
         f'matmuls alone would allow {BATCH / rows["matmuls alone"] * 1000:,.0f} images/s')

@@ -40,7 +40,8 @@ sys.path.insert(0, SITE_DIR)
 
 import no_network  # noqa: E402
 
-from vae import data, idx, inputs  # noqa: E402
+from vae import data, preprocess
+from vae.sources import idx  # noqa: E402
 
 _TEST_FILES = tempfile.mkdtemp(prefix='vae-tests-')
 atexit.register(shutil.rmtree, _TEST_FILES, ignore_errors=True)  # this process's registry and network log
@@ -98,7 +99,7 @@ def _set_op_determinism(enabled):
 @pytest.fixture(autouse=True)
 def op_determinism_off_between_tests():
   """Every test starts with TensorFlow's op determinism off, as a process starts, whatever tests ran before:
-  `loop.run_training` turns it on for its run and leaves it on (a run's process ends with the run). A test that relies
+  run.py turns it on for its run and leaves it on (a run's process ends with the run), and so does `train_run`. A test that relies
   on deterministic kernels outside a run asks for `op_determinism`."""
   yield
   if 'tensorflow' in sys.modules:
@@ -135,9 +136,17 @@ def global_generators_restored():
     global_state.set_global_attribute('global_seed_generator', keras_generator)
 
 
+def train_run(config, **kwargs):
+  """`vae.run.epochs.start_or_resume` as run.py calls it: with TensorFlow's deterministic kernels switched on first,
+  for the whole process, as the entry point does."""
+  from vae.run.epochs import start_or_resume
+  _set_op_determinism(True)
+  return start_or_resume(config, **kwargs)
+
+
 @pytest.fixture
 def op_determinism():
-  """TensorFlow's deterministic kernels for this test, switched on explicitly as `loop.run_training` does for a run."""
+  """TensorFlow's deterministic kernels for this test, switched on explicitly as run.py does for a run."""
   _set_op_determinism(True)
 
 
@@ -174,7 +183,7 @@ def make_known(dataset, paths):
 
 
 # What may not reach a user's terminal, on any TensorFlow build: a line of ours or a Python traceback, and the
-# TensorFlow noise vae/quiet.py and TF_CPP_MIN_LOG_LEVEL are there to keep off it (absl-format info and warning
+# TensorFlow noise vae/commands/quiet.py and TF_CPP_MIN_LOG_LEVEL are there to keep off it (absl-format info and warning
 # lines, absl's preamble, TensorFlow's Python warnings). A build's own error-level lines (a CUDA build without a
 # GPU, say) are that build's business and may appear.
 _NOT_FOR_THE_USER = re.compile(r'^(error: |Traceback |WARNING: All log messages before absl|[IW]\d{4} |'
@@ -201,7 +210,7 @@ def run_py(*args, cwd=None, timeout=300, **env):
 
 
 def many_mains(module, command_lines, timeout=300, stdout=False, env=None):
-  """[(exit status, stderr)] of `module`'s main ('run' or 'vae.explore') on each command line, in one process
+  """[(exit status, stderr)] of `module`'s main ('run' or 'vae.commands.explore') on each command line, in one process
   (tests/many_mains.py) with `env` added to its environment; with `stdout`, [(exit status, stderr, stdout)]."""
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tests', 'many_mains.py'), module,
                            json.dumps(command_lines)], env=user_env(**(env or {})), capture_output=True, text=True,
@@ -242,8 +251,8 @@ def synthetic_digits(count, seed):
   `seed`: anything numpy's default_rng takes, e.g. a tuple of integers.
   """
   rng = np.random.default_rng(seed)
-  prototypes = (np.random.default_rng(1234).random((inputs.NUM_CLASSES, 28, 28)) > 0.8).astype(np.float64)
-  labels = (np.arange(count) % inputs.NUM_CLASSES).astype(np.uint8)
+  prototypes = (np.random.default_rng(1234).random((preprocess.NUM_CLASSES, 28, 28)) > 0.8).astype(np.float64)
+  labels = (np.arange(count) % preprocess.NUM_CLASSES).astype(np.uint8)
   rng.shuffle(labels)
   images = prototypes[labels] * rng.uniform(0.6, 1.0, (count, 28, 28))
   images += rng.uniform(0.0, 0.15, (count, 28, 28))
@@ -288,8 +297,9 @@ SHARED_RUNS = {'reference': {}, 'seed1': {'seed': 1}, 'latent5': {'latent_dim': 
 
 
 def tiny_config(data_dir, output_dir, **overrides):
-  from vae import loop
-  return loop.Config(**{**TINY_RUN, 'data_dir': data_dir, 'output_dir': str(output_dir), **overrides})
+  from vae.run import epochs
+  from vae.run.config import Config
+  return Config(**{**TINY_RUN, 'data_dir': data_dir, 'output_dir': str(output_dir), **overrides})
 
 
 @contextlib.contextmanager
@@ -309,7 +319,8 @@ def shared_run(tmp_path_factory):
   """shared_run(name) -> (data_dir, output_dir) of the SHARED_RUNS run `name`, trained on first use and then
   shared by every test of the session, on every pytest-xdist worker (the first worker to need it trains it, under
   a lock, in the session's common directory): read it, never change it (copy_run gives a copy to change)."""
-  from vae import loop
+  from vae.run import epochs
+  from vae.run.config import Config
   base = tmp_path_factory.getbasetemp()
   root = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'shared-runs'
   root.mkdir(exist_ok=True)
@@ -325,7 +336,7 @@ def shared_run(tmp_path_factory):
     with _file_lock(root / f'.{name}.lock'):
       if not (root / name / 'evaluation.json').exists():
         shutil.rmtree(root / name, ignore_errors=True)  # what a worker that died while training left
-        loop.run_training(tiny_config(str(data_dir), root / name, **SHARED_RUNS[name]), log=lambda *args: None)
+        train_run(tiny_config(str(data_dir), root / name, **SHARED_RUNS[name]), log=lambda *args: None)
     return str(data_dir), str(root / name)
   return get
 

@@ -1,9 +1,9 @@
-"""Runs the `main` of run.py (or of `python -m vae.explore`, ...) on many command lines in one process.
+"""Runs the `main` of run.py (or of `python -m vae.commands.explore`, ...) on many command lines in one process.
 
     python tests/many_mains.py run '[["--latent_dim=0"], ["--epochs=0", "--output_dir=/tmp/x"]]'
 
 prints one JSON line: [[exit status, stderr, stdout], ...], one per command line, in order. Each command line goes
-through the same `main(argv)` as from a shell (vae/cli.py parses it afresh each time), and the caches a process
+through the same `main(argv)` as from a shell (vae/commands/cli.py parses it afresh each time), and the caches a process
 keeps between command lines (vae/data.py's verified files) are cleared in between, so a test can check many
 command lines for the price of one Python and TensorFlow start-up, each as a fresh process would see it.
 """
@@ -27,7 +27,7 @@ def main():
   module = importlib.import_module(module_name)
   results = []
   from vae import data
-  from vae.quiet import import_tensorflow
+  from vae.commands.quiet import import_tensorflow
   # TensorFlow's start-up first, outside any command line: whatever lines a build prints as it loads (a CUDA
   # build's, say) belong to no command, so each command line's stderr holds only what that command printed.
   import_tensorflow()

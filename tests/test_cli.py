@@ -1,4 +1,4 @@
-"""The one command-line layer (vae/cli.py) as each of the four commands meets it, in this process: --help, a bad
+"""The one command-line layer (vae/commands/cli.py) as each of the four commands meets it, in this process: --help, a bad
 flag, and the checks that must come before TensorFlow starts."""
 
 import re
@@ -7,12 +7,11 @@ import sys
 
 import pytest
 
-import run
-from vae import cli, explore, plain_loop, report
+from vae.commands import cli, explore, plain_loop, report, run
 from conftest import REPO_ROOT, user_env
 
-COMMANDS = {'python run.py': run, 'python -m vae.train': plain_loop, 'python -m vae.explore': explore,
-            'python -m vae.report': report}
+COMMANDS = {'python run.py': run, 'python -m vae.commands.plain_loop': plain_loop, 'python -m vae.commands.explore': explore,
+            'python -m vae.commands.report': report}
 
 
 @pytest.mark.parametrize('program', sorted(COMMANDS))
@@ -35,10 +34,10 @@ def test_a_malformed_flag_is_one_line_naming_the_commands_help(program, capsys):
 
 
 def test_report_takes_directories_and_the_others_take_none(capsys):
-  assert report.main(['python -m vae.report', '--group_seeds=maybe', 'x']) == 1
+  assert report.main(['python -m vae.commands.report', '--group_seeds=maybe', 'x']) == 1
   assert capsys.readouterr().err == ("error: flag --group_seeds=maybe: ('Non-boolean argument to boolean flag', "
-                                     "'maybe') (see python -m vae.report --help)\n")
-  assert explore.main(['python -m vae.explore', 'runs/x']) == 1
+                                     "'maybe') (see python -m vae.commands.report --help)\n")
+  assert explore.main(['python -m vae.commands.explore', 'runs/x']) == 1
   assert capsys.readouterr().err == 'error: unexpected arguments: runs/x (flags look like --name=value)\n'
 
 
@@ -53,9 +52,9 @@ def test_checks_that_need_no_tensorflow_come_before_it():
       ('run', ['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
       ('run', ['--objective=iwae', '--beta=2'], '--objective=iwae trains the importance-weighted bound'),
       ('run', ['--encoder_architecture=conv', '--dataset=mnist', '--eval_only', '--fresh'], '--eval_only evaluates'),
-      ('vae.plain_loop', ['--steps=0'], '--steps must be a positive integer, got 0'),
-      ('vae.explore', ['--count=7'], '--count must be a positive multiple of 10, got 7'),
-      ('vae.report', [], 'name at least one run directory'),
+      ('vae.commands.plain_loop', ['--steps=0'], '--steps must be a positive integer, got 0'),
+      ('vae.commands.explore', ['--count=7'], '--count must be a positive multiple of 10, got 7'),
+      ('vae.commands.report', [], 'name at least one run directory'),
   ]
   program = blocker + (
       'import json, sys, importlib, contextlib, io\nsys.path.insert(0, ".")\nout = []\n'

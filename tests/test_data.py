@@ -10,8 +10,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from vae import data, idx, inputs
-from vae.errors import DataError
+from vae import data, preprocess
+from vae.sources import idx
+from vae.commands.errors import DataError
 from conftest import REPO_ROOT, synthetic_digits, write_mnist
 
 
@@ -167,7 +168,7 @@ def test_file_without_read_permission(tmp_path):
     with pytest.raises(DataError, match=f'cannot read {path}: permission denied'):
       idx.read_idx(path, 'images')
     return
-  result = without_root_privileges('from vae import idx, errors\ntry:\n  idx.read_idx(sys.argv[2], "images")\n'
+  result = without_root_privileges('from vae.sources import idx\nfrom vae.commands import errors\ntry:\n  idx.read_idx(sys.argv[2], "images")\n'
                                    'except errors.DataError as e:\n  print(e)\n', path)
   assert result.stdout.strip() == f'cannot read {path}: permission denied'
 
@@ -194,20 +195,20 @@ def test_data_dir_that_is_a_file(tmp_path):
 
 
 def test_train_batch_indices_are_permutations_of_the_training_set():
-  batches = iter(inputs.train_batch_indices(num_examples=40, batch_size=10, seed=0))
+  batches = iter(preprocess.train_batch_indices(num_examples=40, batch_size=10, seed=0))
   first_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(first_pass.tolist()) == list(range(40))     # without replacement, like next_batch
   second_pass = np.concatenate([next(batches).numpy() for _ in range(4)])
   assert sorted(second_pass.tolist()) == list(range(40))
   assert first_pass.tolist() != second_pass.tolist()         # reshuffled every pass
-  again = iter(inputs.train_batch_indices(num_examples=40, batch_size=10, seed=0))
+  again = iter(preprocess.train_batch_indices(num_examples=40, batch_size=10, seed=0))
   assert np.concatenate([next(again).numpy() for _ in range(4)]).tolist() == first_pass.tolist()
 
 
 def test_train_batch_indices_can_start_at_any_step():
-  whole = iter(inputs.train_batch_indices(num_examples=30, batch_size=7, seed=3))
+  whole = iter(preprocess.train_batch_indices(num_examples=30, batch_size=7, seed=3))
   sequence = [next(whole).numpy().tolist() for _ in range(12)]
-  resumed = iter(inputs.train_batch_indices(num_examples=30, batch_size=7, seed=3, start_step=5))
+  resumed = iter(preprocess.train_batch_indices(num_examples=30, batch_size=7, seed=3, start_step=5))
   assert [next(resumed).numpy().tolist() for _ in range(7)] == sequence[5:]
 
 
@@ -223,7 +224,7 @@ def test_a_data_directory_that_cannot_be_written_is_one_line(tmp_path):
     with pytest.raises(DataError, match=re.escape(expected)):
       data.load('mnist', str(read_only))
     return
-  result = without_root_privileges('from vae import data, errors\ntry:\n  data.load("mnist", sys.argv[2], mirrors=())\n'
+  result = without_root_privileges('from vae import data\nfrom vae.commands import errors\ntry:\n  data.load("mnist", sys.argv[2], mirrors=())\n'
                                    'except errors.DataError as e:\n  print(e)\n', str(read_only))
   assert result.stdout.strip() == expected
   assert os.listdir(read_only) == []

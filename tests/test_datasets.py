@@ -16,9 +16,12 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from vae import config, data, loop, networks, tfds_data, viz
-from vae.errors import DataError, DownloadError, VAEError
-from conftest import REPO_ROOT, Started, many_mains, refusing_port, unexpected_stderr, user_env, write_mnist
+from vae.run import config, epochs
+from vae.run.config import Config
+from vae import data, networks, viz
+from vae.sources import tfds as tfds_source
+from vae.commands.errors import DataError, DownloadError, VAEError
+from conftest import train_run, REPO_ROOT, Started, many_mains, refusing_port, unexpected_stderr, user_env, write_mnist
 from test_download import fashion_mirror  # noqa: F401  (the local mirror fixture)
 
 QUIET = lambda *args: None  # noqa: E731
@@ -55,7 +58,7 @@ def mock_tfds(monkeypatch):
   with socket.socket() as listener:
     listener.bind(('127.0.0.1', 0))
     listener.listen(8)
-    monkeypatch.setattr(tfds_data, 'PROBE_HOST', listener.getsockname())
+    monkeypatch.setattr(tfds_source, 'PROBE_HOST', listener.getsockname())
     with tfds.testing.mock_data(num_examples=40):
       yield
 
@@ -81,10 +84,10 @@ def test_a_tfds_data_set_loads_with_its_shape_and_class_names(tmp_path, mock_tfd
 def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_tfds, name, architecture, latent_dim,
                                                                 binarize, frames):
   out = tmp_path / 'out'
-  config = loop.Config(dataset=name, data_dir=str(tmp_path / 'tfds'), output_dir=str(out), epochs=2,
+  config = Config(dataset=name, data_dir=str(tmp_path / 'tfds'), output_dir=str(out), epochs=2,
                        updates_per_epoch=3, batch_size=8, eval_k=2, encoder_architecture=architecture,
                        decoder_architecture=architecture, latent_dim=latent_dim, binarize=binarize)
-  loop.run_training(config, log=QUIET)
+  train_run(config, log=QUIET)
   rows = list(csv.DictReader(open(out / 'metrics.csv')))
   assert [r['dataset'] for r in rows] == [name, name] and all(np.isfinite(float(r['test_elbo'])) for r in rows)
   assert json.load(open(out / 'evaluation.json'))['dataset'] == name
@@ -101,8 +104,8 @@ def test_a_few_steps_on_a_tfds_data_set_draw_frames_that_fit_it(tmp_path, mock_t
   if 'reconstructions' in frames:  # its first row: the binary test images the model is scored on
     originals = np.asarray(Image.open(out / 'figs' / 'reconstructions' / 'epoch_0002.png'))[:height]
     assert set(np.unique(originals).tolist()) == {0, 255}
-  # vae.explore on the same run: the binary test images of a binarised run, colour pictures of colour data.
-  from vae import explore
+  # vae.commands.explore on the same run: the binary test images of a binarised run, colour pictures of colour data.
+  from vae.commands import explore
   pictures = tmp_path / 'pictures'
   explore.explore(str(out), str(pictures), count=20, pairs=3, steps=4, log=QUIET)
   shown = np.asarray(Image.open(pictures / 'mean_reconstructions.png'))
@@ -154,7 +157,7 @@ def test_a_tfds_data_set_that_cannot_be_downloaded_fails_fast_and_leaves_nothing
   data_dir = tmp_path / 'tfds'
   data_dir.mkdir()
   with refusing_port() as port:
-    monkeypatch.setattr(tfds_data, 'PROBE_HOST', ('127.0.0.1', port))
+    monkeypatch.setattr(tfds_source, 'PROBE_HOST', ('127.0.0.1', port))
     with pytest.raises(DataError) as info:
       data.load('kmnist', str(data_dir))
   message = str(info.value)
@@ -167,7 +170,7 @@ def test_a_failed_tfds_preparation_removes_what_it_created(tmp_path, monkeypatch
   with socket.socket() as listener:  # the connection check passes: the preparation itself fails
     listener.bind(('127.0.0.1', 0))
     listener.listen(8)
-    monkeypatch.setattr(tfds_data, 'PROBE_HOST', listener.getsockname())
+    monkeypatch.setattr(tfds_source, 'PROBE_HOST', listener.getsockname())
     data_dir = tmp_path / 'tfds'
     data_dir.mkdir()
     (data_dir / 'other_data_set').mkdir()      # what was there before stays
@@ -188,13 +191,13 @@ def test_a_failed_tfds_preparation_removes_what_it_created(tmp_path, monkeypatch
 def test_resuming_with_another_data_set_is_refused(tmp_path):
   digits = str(tmp_path / 'digits')
   write_mnist(digits)
-  config = loop.Config(data_dir=digits, output_dir=str(tmp_path / 'run'), epochs=1, updates_per_epoch=2,
+  config = Config(data_dir=digits, output_dir=str(tmp_path / 'run'), epochs=1, updates_per_epoch=2,
                        batch_size=16, eval_k=1, do_viz=False)
-  loop.run_training(config, log=QUIET)
+  train_run(config, log=QUIET)
   clothes = str(tmp_path / 'clothes')
   write_mnist(clothes, dataset='fashion_mnist')
   with pytest.raises(VAEError, match=r'holds a run made with --dataset=mnist, not fashion_mnist'):
-    loop.run_training(loop.Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
+    train_run(Config(**{**config.__dict__, 'dataset': 'fashion_mnist', 'data_dir': clothes, 'epochs': 2}),
                log=QUIET)
 
 
@@ -234,14 +237,14 @@ def test_the_connection_check_bounds_a_name_lookup_that_never_answers(monkeypatc
     answered.wait(30)
     raise OSError('never reached')
 
-  monkeypatch.setattr(tfds_data.socket, 'create_connection', silent_resolver)
+  monkeypatch.setattr(tfds_source.socket, 'create_connection', silent_resolver)
   try:
-    assert tfds_data.probe_problem(('tfds.example', 443), timeout=0.2) == 'no answer within 0.2 s'
+    assert tfds_source.probe_problem(('tfds.example', 443), timeout=0.2) == 'no answer within 0.2 s'
   finally:
     answered.set()
   with refusing_port() as port:
     monkeypatch.undo()
-    assert tfds_data.probe_problem(('127.0.0.1', port), timeout=5) == 'Connection refused'
+    assert tfds_source.probe_problem(('127.0.0.1', port), timeout=5) == 'Connection refused'
 
 
 class _FakeBuilder:
@@ -263,11 +266,11 @@ def test_tfds_splits_missing_empty_or_of_the_wrong_size_are_one_line():
   images, labels = np.zeros((5, 28, 28, 1), np.uint8), np.zeros(5, np.int64)
   with pytest.raises(DataError, match=r"^fake has no 'test' split \(it has train, validation\); this model needs a "
                                       r"train and a test split$"):
-    tfds_data._read_split(_FakeBuilder({'train': (images, labels), 'validation': (images, labels)}), 'test',
+    tfds_source._read_split(_FakeBuilder({'train': (images, labels), 'validation': (images, labels)}), 'test',
                           (28, 28, 1))
   with pytest.raises(DataError, match=r'^the test split of fake is empty$'):
-    tfds_data._read_split(_FakeBuilder({'test': (images[:0], labels[:0])}), 'test', (28, 28, 1))
+    tfds_source._read_split(_FakeBuilder({'test': (images[:0], labels[:0])}), 'test', (28, 28, 1))
   with pytest.raises(DataError, match=r'^fake images hold 784 values, not the \(32, 32, 3\) its metadata promises$'):
-    tfds_data._read_split(_FakeBuilder({'test': (images, labels)}), 'test', (32, 32, 3))
-  pixels, read_labels = tfds_data._read_split(_FakeBuilder({'test': (images + 255, labels)}), 'test', (28, 28, 1))
+    tfds_source._read_split(_FakeBuilder({'test': (images, labels)}), 'test', (32, 32, 3))
+  pixels, read_labels = tfds_source._read_split(_FakeBuilder({'test': (images + 255, labels)}), 'test', (28, 28, 1))
   assert pixels.shape == (5, 784) and pixels.max() == 1.0 and read_labels.dtype == np.int64

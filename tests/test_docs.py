@@ -1,9 +1,9 @@
-"""The README's flag reference against vae/config.py, where every setting is declared once."""
+"""The README's flag reference against vae/run/config.py, where every setting is declared once."""
 
 import os
 import re
 
-from vae.config import RESUME_KEYS, RESUME_REASONS, SETTINGS
+from vae.run.config import RESUME_KEYS, RESUME_REASONS, SETTINGS
 from conftest import REPO_ROOT
 
 README = open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8').read()
@@ -46,7 +46,7 @@ def _source_strings():
   import ast
   import glob
   strings = []
-  for path in glob.glob(os.path.join(REPO_ROOT, 'vae', '*.py')) + [os.path.join(REPO_ROOT, 'run.py')]:
+  for path in glob.glob(os.path.join(REPO_ROOT, 'vae', '**', '*.py'), recursive=True) + [os.path.join(REPO_ROOT, 'run.py')]:
     for node in ast.walk(ast.parse(open(path, encoding='utf-8').read())):
       if isinstance(node, ast.JoinedStr):
         strings.append(''.join(v.value if isinstance(v, ast.Constant) else '\0' for v in node.values))

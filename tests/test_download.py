@@ -11,8 +11,9 @@ import threading
 import numpy as np
 import pytest
 
-from vae import data, download, idx
-from vae.errors import DownloadError
+from vae import data
+from vae.sources import download, idx
+from vae.commands.errors import DownloadError
 from conftest import refusing_port, write_mnist
 
 

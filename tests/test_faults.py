@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import fileio, idx, loop
-from vae.fileio import RunLock
-from vae.errors import DataError, OutputError, VAEError
-from conftest import (REPO_ROOT, copy_run, many_mains, refusing_port, snapshot, synthetic_digits, tiny_config,
+from vae.run import fileio, epochs
+from vae.run.config import Config
+from vae.run import state
+from vae.sources import idx
+from vae.run.fileio import RunLock
+from vae.commands.errors import DataError, OutputError, VAEError
+from conftest import (train_run, REPO_ROOT, copy_run, many_mains, refusing_port, snapshot, synthetic_digits, tiny_config,
                       write_mnist)
 
 QUIET = lambda *args: None  # noqa: E731
@@ -164,7 +167,7 @@ def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_che
   run = copy_run(reference, tmp_path / 'run')
   checkpoints = os.path.join(run, 'checkpoints')
   good = snapshot(checkpoints)
-  real = loop.engine.make_train_steps
+  real = state.engine.compile_steps
 
   def poisoned(*args, **kwargs):
     train_steps = real(*args, **kwargs)
@@ -174,20 +177,20 @@ def test_a_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_che
       return train_steps(indices, first_step) * np.where(step_numbers >= 14, np.nan, 1.0).astype(np.float32)
     return from_step_14_on_nan
 
-  monkeypatch.setattr(loop.engine, 'make_train_steps', poisoned)
+  monkeypatch.setattr(state.engine, 'compile_steps', poisoned)
   with pytest.raises(VAEError, match=r'the training loss became nan at epoch 4/5, step 15; the last checkpoint '
                                      r'\(before this epoch\) is kept'):
-    loop.run_training(tiny_config(data_dir, run, epochs=5), log=QUIET)
+    train_run(tiny_config(data_dir, run, epochs=5), log=QUIET)
   assert snapshot(checkpoints) == good
   assert tf.train.latest_checkpoint(checkpoints).endswith('ckpt-12')
 
 
 def test_an_absurd_learning_rate_is_caught_as_a_non_finite_loss(tmp_path, mnist_dir):
-  config = loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=2, updates_per_epoch=20, batch_size=16,
+  config = Config(data_dir=mnist_dir, output_dir=str(tmp_path), epochs=2, updates_per_epoch=20, batch_size=16,
                        learning_rate=1e30, do_viz=False)
   with pytest.raises(VAEError, match=r'^the training loss became (nan|inf|-inf) at epoch 1/2, step \d+; the last '
                                      r'checkpoint \(before this epoch\) is kept. Try a smaller --learning_rate$'):
-    loop.run_training(config, log=QUIET)
+    train_run(config, log=QUIET)
 
 
 def test_a_failed_write_raises_a_clear_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
@@ -218,7 +221,7 @@ def test_disk_full_during_a_run_keeps_metrics_frames_and_checkpoint_of_the_last_
 
   monkeypatch.setattr(fileio.os, 'fsync', disk_full)
   with pytest.raises(OutputError, match='No space left on device'):
-    loop.run_training(tiny_config(data_dir, run, epochs=4), log=QUIET)
+    train_run(tiny_config(data_dir, run, epochs=4), log=QUIET)
   after = snapshot(run)
   for name in ('metrics.csv', 'spread.gif', 'canvas.gif', os.path.join('figs', 'canvas', 'epoch_0003.png')):
     assert after[name] == before[name]
@@ -238,7 +241,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(shared_run, tmp
   monkeypatch.setattr(tf.train.Checkpoint, 'write', disk_full)
   with pytest.raises(OutputError, match=r'cannot write a checkpoint into .*No space left on device; the previous '
                                         r'checkpoint is kept'):
-    loop.run_training(tiny_config(data_dir, run, epochs=4), log=QUIET)
+    train_run(tiny_config(data_dir, run, epochs=4), log=QUIET)
   assert sorted(os.listdir(os.path.join(run, 'checkpoints'))) == sorted(os.listdir(os.path.join(reference,
                                                                                                   'checkpoints')))
   assert tf.train.latest_checkpoint(os.path.join(run, 'checkpoints')).endswith('ckpt-12')
@@ -246,7 +249,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(shared_run, tmp
 
 def test_the_lock_of_a_killed_run_does_not_stick(tmp_path):
   holder = subprocess.Popen([sys.executable, '-c', (
-      f'import sys, time; sys.path.insert(0, {REPO_ROOT!r}); from vae.fileio import RunLock; '
+      f'import sys, time; sys.path.insert(0, {REPO_ROOT!r}); from vae.run.fileio import RunLock; '
       f'lock = RunLock({str(tmp_path)!r}).__enter__(); print("locked", flush=True); time.sleep(600)')],
       stdout=subprocess.PIPE, text=True)
   try:

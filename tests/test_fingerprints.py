@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from vae import data, idx
-from vae.errors import DataError
+from vae import data
+from vae.sources import idx
+from vae.commands.errors import DataError
 from conftest import REPO_ROOT, Started, offline_env, refusing_port, user_env, write_mnist
 
 

@@ -10,8 +10,10 @@ import time
 
 import tensorflow as tf
 
-from vae import checkpoints, loop
-from conftest import REPO_ROOT, Started, run_py, user_env, write_mnist
+from vae.run import checkpoints, epochs
+from vae.run.config import Config
+from vae.run.state import STEPS_PER_CALL
+from conftest import train_run, REPO_ROOT, Started, run_py, user_env, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
 
@@ -91,8 +93,8 @@ def test_sigterm_mid_epoch_a_second_run_and_a_kill_then_resuming_end_equal_to_an
   # after a known epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (loop.STEPS_PER_CALL)
-  args = [f'--data_dir={mnist_dir}', f'--epochs={epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
+  num_epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (STEPS_PER_CALL)
+  args = [f'--data_dir={mnist_dir}', f'--epochs={num_epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2']  # fc/fc: the XLA path of the default run
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
@@ -104,7 +106,7 @@ def test_sigterm_mid_epoch_a_second_run_and_a_kill_then_resuming_end_equal_to_an
     # uninterrupted reference trains in this process while the second one starts.
     second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
                      env=user_env())
-    loop.run_training(loop.Config(data_dir=mnist_dir, output_dir=str(whole), epochs=epochs, updates_per_epoch=updates,
+    train_run(Config(data_dir=mnist_dir, output_dir=str(whole), epochs=num_epochs, updates_per_epoch=updates,
                            batch_size=16, eval_k=2), log=lambda *args: None)
     refused = second.finished()
     assert refused.returncode == 1
@@ -139,7 +141,7 @@ def test_sigterm_mid_epoch_a_second_run_and_a_kill_then_resuming_end_equal_to_an
   expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
   assert sorted(got) == sorted(expected)
   assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',
-          os.path.join('figs', 'canvas', f'epoch_{epochs:04d}.png')} <= set(got)
+          os.path.join('figs', 'canvas', f'epoch_{num_epochs:04d}.png')} <= set(got)
   for name in expected:
     assert got[name] == expected[name], name
   reference, resumed = (tf.train.load_checkpoint(checkpoints.newest_intact(os.path.join(d, 'checkpoints'))[1])

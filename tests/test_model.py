@@ -7,8 +7,11 @@ import tensorflow as tf
 
 from PIL import Image
 
-from vae import data, engine, evaluate, idx, inputs, model as model_lib, networks, plain_loop, streams, train, viz
-from vae.config import Config
+from vae import data, evaluate, preprocess, model as model_lib, networks, train, viz
+from vae.run import engine, keys
+from vae.sources import idx
+from vae.commands import plain_loop
+from vae.run.config import Config
 from conftest import REPO_ROOT, Started, refusing_port, synthetic_digits, unexpected_stderr, user_env, write_mnist
 
 
@@ -74,12 +77,12 @@ def _train_a_few_steps(encoder, decoder, jit_compile, steps=60, steps_per_call=1
   images, _ = synthetic_digits(256, seed=0)
   images = tf.constant(images.reshape(-1, 784).astype(np.float32) / 255.0)
   vae = model_lib.VAE(networks.build_encoder(encoder, 2), networks.build_decoder(decoder, 2))
-  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-3), images, Config(batch_size=32),
+  train_steps = engine.compile_steps(vae, keras.optimizers.Adam(1e-3), images, Config(batch_size=32),
                                        jit_compile=jit_compile)
   evaluate_fn = evaluate.make_evaluator(vae, batch_size=100)
   eps = evaluate.eval_noise(0, 256, 2)
   before = evaluate_fn(images.numpy(), eps)['elbo'].mean()
-  batches = iter(inputs.train_batch_indices(256, 32, seed=0))
+  batches = iter(preprocess.train_batch_indices(256, 32, seed=0))
   losses = []
   for first in range(0, steps, steps_per_call):
     losses.extend(train_steps(tf.stack([next(batches) for _ in range(steps_per_call)]), first).numpy())
@@ -108,7 +111,7 @@ def test_a_few_fc_steps_raise_the_elbo():
 
 
 def test_a_few_conv_steps_raise_the_elbo():
-  # Three steps per call: without XLA each step in a call is traced again (engine.make_train_steps).
+  # Three steps per call: without XLA each step in a call is traced again (engine.compile_steps).
   before, after, losses = _train_a_few_steps('conv', 'conv', jit_compile=False, steps=30, steps_per_call=3)
   assert after > before + 20, (before, after)
 
@@ -145,7 +148,7 @@ def test_several_steps_in_one_call_equal_the_same_steps_one_call_each(jit_compil
   def trained(calls):
     keras.utils.set_random_seed(0)
     vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-    train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(1e-2), images,
+    train_steps = engine.compile_steps(vae, keras.optimizers.Adam(1e-2), images,
                                          Config(batch_size=16, seed=3, binarize='dynamic'), jit_compile=jit_compile)
     losses = np.concatenate([train_steps(indices[start:stop], 10 + start).numpy() for start, stop in calls])
     traced.append(train_steps.compiled.experimental_get_tracing_count())
@@ -182,7 +185,7 @@ def test_the_compiled_steps_are_plain_train_step_calls(jit_compile, op_determini
     return vae, optimizer
 
   vae, optimizer = fresh()
-  compiled = engine.make_train_steps(vae, optimizer, images, Config(batch_size=16, seed=4), jit_compile=jit_compile)
+  compiled = engine.compile_steps(vae, optimizer, images, Config(batch_size=16, seed=4), jit_compile=jit_compile)
   losses = compiled(indices, 7).numpy()
   plain_vae, plain_optimizer = fresh()
   noise = tf.function(lambda step: engine.train_noise(4, step, 16, 2), jit_compile=jit_compile)
@@ -233,30 +236,30 @@ def test_the_eager_loop_runs_the_model_in_python_at_every_step(monkeypatch):
 
 def test_every_stream_key_is_distinct_across_seeds_tags_and_counters():
   counters = (0, 1, 2, 99, 12345, 2 ** 40 - 1)
-  keys = [streams.key_pair(seed, tag, counter) for seed in range(100) for tag in streams.TAGS for counter in counters]
-  assert len(set(keys)) == len(keys)
-  assert len(set(streams.TAGS)) == len(streams.TAGS)
+  pairs = [keys.key_pair(seed, tag, counter) for seed in range(100) for tag in keys.TAGS for counter in counters]
+  assert len(set(pairs)) == len(pairs)
+  assert len(set(keys.TAGS)) == len(keys.TAGS)
   # The old scheme (seed * 4 + tag) gave seed s's dynamic binarisation the training noise of seed s + 1.
-  assert streams.key_pair(0, streams.DYNAMIC_BINARIZATION, 7) != streams.key_pair(1, streams.TRAIN_NOISE, 7)
+  assert keys.key_pair(0, keys.DYNAMIC_BINARIZATION, 7) != keys.key_pair(1, keys.TRAIN_NOISE, 7)
   # The TensorFlow key is the same pair, for Python and tensor counters alike.
-  assert tuple(streams.key(3, streams.IWAE_NOISE, 5).numpy()) == streams.key_pair(3, streams.IWAE_NOISE, 5)
-  assert tuple(streams.key(3, streams.TRAIN_NOISE, tf.constant(9, tf.int64)).numpy()) == \
-      streams.key_pair(3, streams.TRAIN_NOISE, 9)
+  assert tuple(keys.key(3, keys.IWAE_NOISE, 5).numpy()) == keys.key_pair(3, keys.IWAE_NOISE, 5)
+  assert tuple(keys.key(3, keys.TRAIN_NOISE, tf.constant(9, tf.int64)).numpy()) == \
+      keys.key_pair(3, keys.TRAIN_NOISE, 9)
   with pytest.raises(ValueError, match='outside'):
-    streams.key(0, streams.TRAIN_NOISE, 2 ** 40)
+    keys.key(0, keys.TRAIN_NOISE, 2 ** 40)
 
 
-def test_python_m_vae_train_runs_the_plain_loop_on_mnist_files(tmp_path, capsys, request):
+def test_the_plain_loop_command_runs_the_plain_loop_on_mnist_files(tmp_path, capsys, request):
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   # As a user starts it, with a 3-d latent space (prior samples instead of the canvas), while the same main
   # runs here with the default 2-d one.
   samples = tmp_path / 'samples.png'
-  shell = Started([sys.executable, '-m', 'vae.train', f'--data_dir={mnist_dir}', '--steps=2', '--batch_size=16',
+  shell = Started([sys.executable, '-m', 'vae.commands.plain_loop', f'--data_dir={mnist_dir}', '--steps=2', '--batch_size=16',
                    '--latent_dim=3', '--eager', f'--picture={samples}'], cwd=REPO_ROOT, env=user_env())
   request.addfinalizer(shell.stop)  # ended even when an assertion below fails first
   picture = tmp_path / 'pictures' / 'canvas.png'
-  status = plain_loop.main(['vae.train', f'--data_dir={mnist_dir}', '--steps=60', '--batch_size=32',
+  status = plain_loop.main(['vae-plain-loop', f'--data_dir={mnist_dir}', '--steps=60', '--batch_size=32',
                        '--learning_rate=3e-3', f'--picture={picture}'])
   out, err = capsys.readouterr()
   assert (status, err) == (0, '')
@@ -274,14 +277,14 @@ def test_python_m_vae_train_runs_the_plain_loop_on_mnist_files(tmp_path, capsys,
   assert result.stdout.splitlines()[0].endswith('2 steps of 16, eagerly')
   assert result.stdout.splitlines()[-1] == f'wrote {samples}'
   assert np.asarray(Image.open(samples)).shape == (10 * 28, 10 * 28)  # 100 prior samples
-  assert plain_loop.main(['vae.train', '--help']) == 0
+  assert plain_loop.main(['vae-plain-loop', '--help']) == 0
   help_text = capsys.readouterr().out
   for name in ('data_dir', 'steps', 'batch_size', 'latent_dim', 'learning_rate', 'seed', 'beta', 'kl_warmup_steps',
                'picture'):
     assert f'--{name}' in help_text, name
 
 
-def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
+def test_the_plain_loop_command_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   with refusing_port() as port:
@@ -290,8 +293,8 @@ def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, mo
         (['--steps=0'], '--steps must be a positive integer, got 0'),
         (['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
         (['--beta=-1'], '--beta must be a finite number >= 0, got -1.0'),
-        (['--epochs=3'], "Unknown command line flag 'epochs' (see python -m vae.train --help)"),
-        (['--objective=vae'], 'flag --objective=vae: value should be one of <elbo|iwae> (see python -m vae.train '
+        (['--epochs=3'], "Unknown command line flag 'epochs' (see vae-plain-loop --help)"),
+        (['--objective=vae'], 'flag --objective=vae: value should be one of <elbo|iwae> (see vae-plain-loop '
          '--help)'),
         (['surplus'], 'unexpected arguments: surplus (flags look like --name=value)'),
         ([f'--data_dir={tmp_path / "empty"}'], 'MNIST could not be downloaded: no mirror could be reached '
@@ -299,24 +302,24 @@ def test_python_m_vae_train_refuses_bad_input_with_one_line(tmp_path, capsys, mo
          'or pass --data_dir=DIR pointing at them'),
     ]
     for arguments, message in cases:
-      assert plain_loop.main(['vae.train', *arguments]) == 1, arguments
+      assert plain_loop.main(['vae-plain-loop', *arguments]) == 1, arguments
       assert capsys.readouterr().err == f'error: {message}\n', arguments
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  assert plain_loop.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={blocker}/canvas.png']) == 1
+  assert plain_loop.main(['vae-plain-loop', f'--data_dir={mnist_dir}', f'--picture={blocker}/canvas.png']) == 1
   assert capsys.readouterr().err == f'error: picture directory {blocker} is a file, not a directory\n'
-  assert plain_loop.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={tmp_path}']) == 1
+  assert plain_loop.main(['vae-plain-loop', f'--data_dir={mnist_dir}', f'--picture={tmp_path}']) == 1
   assert capsys.readouterr().err == f'error: --picture {tmp_path} is a directory; name a .png file to write\n'
 
   def ctrl_c(*args, **kwargs):
     raise KeyboardInterrupt
   monkeypatch.setattr(train, 'train_loop', ctrl_c)
-  assert plain_loop.main(['vae.train', f'--data_dir={mnist_dir}', f'--picture={tmp_path / "canvas.png"}']) == 130
+  assert plain_loop.main(['vae-plain-loop', f'--data_dir={mnist_dir}', f'--picture={tmp_path / "canvas.png"}']) == 130
   assert capsys.readouterr().err == 'error: interrupted\n'
 
 
 def test_every_stream_is_a_function_of_seed_stream_and_counter_alone(op_determinism):
-  """Each random stream of vae/streams.py's table gives the same numbers whatever the process drew before it:
+  """Each random stream of vae/run/keys.py's table gives the same numbers whatever the process drew before it:
   nothing comes from TensorFlow's, numpy's or Python's global generators, whose state depends on history."""
   import random
 
@@ -332,9 +335,9 @@ def test_every_stream_is_a_function_of_seed_stream_and_counter_alone(op_determin
         'training noise under XLA': xla_noise(tf.constant(7, tf.int64)).numpy(),
         'evaluation noise': evaluate.eval_noise(3, 30, 3).numpy(),
         'IWAE samples': evaluate.iwae_log_likelihood(vae, images, 4, 3, batch_size=10, max_rows=20),
-        'dynamic binarisation': engine.bernoulli_pixels(tf.constant(images), streams.key(3, streams.DYNAMIC_BINARIZATION,
+        'dynamic binarisation': engine.bernoulli_pixels(tf.constant(images), keys.key(3, keys.DYNAMIC_BINARIZATION,
                                                                                         5)).numpy(),
-        'static binarisation': inputs.binarized(images, 3, 0),
+        'static binarisation': preprocess.binarized(images, 3, 0),
         'frame inputs': viz.fixed_frame_inputs(3, 3, images)['samples'].numpy(),
     }
 

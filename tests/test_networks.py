@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from vae import networks
-from vae.config import ARCHITECTURES
+from vae.run.config import ARCHITECTURES
 from vae.model import VAE
 
 

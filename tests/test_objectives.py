@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import engine, evaluate, loop, model as model_lib, networks, objectives, streams, train
-from conftest import synthetic_digits, write_mnist
+from vae.run import engine, epochs, keys
+from vae.run.config import Config
+from vae import evaluate, model as model_lib, networks, objectives, train
+from conftest import train_run, synthetic_digits, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -93,9 +95,9 @@ def test_training_with_k_samples_lowers_the_loss_and_records_the_objective(tmp_p
   data_dir = str(tmp_path / 'mnist')
   write_mnist(data_dir)
   out = tmp_path / 'run'
-  config = loop.Config(data_dir=data_dir, output_dir=str(out), epochs=3, updates_per_epoch=10, batch_size=32,
+  config = Config(data_dir=data_dir, output_dir=str(out), epochs=3, updates_per_epoch=10, batch_size=32,
                        eval_k=5, do_viz=False, learning_rate=3e-3, train_k=4, objective=objective)
-  loop.run_training(config, log=QUIET)
+  train_run(config, log=QUIET)
   rows = list(csv.DictReader(open(out / 'metrics.csv')))
   assert [(r['objective'], r['train_k']) for r in rows] == [(objective, '4')] * 3
   losses = [float(r['train_loss']) for r in rows]
@@ -106,7 +108,7 @@ def test_bernoulli_pixels_are_one_with_probability_equal_to_the_intensity():
   levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
   copies = 4000
   intensities = tf.constant(np.tile(levels, (copies, 1)))                              # [copies, 256]
-  pixels = engine.bernoulli_pixels(intensities, streams.key(0, streams.DYNAMIC_BINARIZATION, 5)).numpy()
+  pixels = engine.bernoulli_pixels(intensities, keys.key(0, keys.DYNAMIC_BINARIZATION, 5)).numpy()
   assert set(np.unique(pixels).tolist()) <= {0.0, 1.0}
   frequency = pixels.mean(0)                                                           # per grey level
   standard_error = np.sqrt(np.maximum(levels * (1 - levels), 1e-12) / copies)
@@ -117,7 +119,7 @@ def test_bernoulli_pixels_are_one_with_probability_equal_to_the_intensity():
 def test_dynamic_binarisation_draws_the_same_pixels_at_the_same_step_and_new_ones_at_the_next():
   intensities = tf.constant(np.full((64, 784), 0.5, np.float32))
   at = lambda seed, step: engine.bernoulli_pixels(  # noqa: E731
-      intensities, streams.key(seed, streams.DYNAMIC_BINARIZATION, step)).numpy()
+      intensities, keys.key(seed, keys.DYNAMIC_BINARIZATION, step)).numpy()
   np.testing.assert_array_equal(at(0, 7), at(0, 7))
   assert np.mean(at(0, 7) != at(0, 8)) > 0.4  # independent draws differ in about half the pixels
   assert np.mean(at(0, 7) != at(1, 7)) > 0.4
@@ -130,7 +132,7 @@ def test_each_objective_is_built_in_one_place_and_an_unknown_one_is_refused():
   assert objectives.samples_per_image('elbo', 1) is None and objectives.samples_per_image('iwae', 1) == 1
   with pytest.raises(ValueError, match="--objective must be one of elbo, iwae, got 'vae'"):
     objectives.training_loss('vae', 1)
-  from vae.config import Config, SETTINGS
+  from vae.run.config import Config, SETTINGS
   choices = next(f.metadata['choices'] for f in SETTINGS if f.name == 'objective')
   assert choices == tuple(objectives.OBJECTIVES) and Config.objective in choices
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vae import quiet
+from vae.commands import quiet
 from conftest import REPO_ROOT
 
 PREAMBLE = 'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR'
@@ -43,7 +43,7 @@ def fake_tensorflow(tmp_path, then):
 @pytest.mark.parametrize('then, status', [('', 0), ('os.abort()', -signal.SIGABRT)])
 def test_the_import_drops_the_banner_and_keeps_the_rest_even_in_a_crash(tmp_path, then, status):
   code = (f'import sys; sys.path[:0] = [{fake_tensorflow(tmp_path, then)!r}, {REPO_ROOT!r}]; '
-          'from vae.quiet import import_tensorflow; tf = import_tensorflow(); '
+          'from vae.commands.quiet import import_tensorflow; tf = import_tensorflow(); '
           'print("imported, Python logger at", tf.get_logger().level, file=sys.stderr)')
   env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, env=env)

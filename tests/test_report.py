@@ -1,4 +1,4 @@
-"""python -m vae.report: many run directories, one markdown table."""
+"""python -m vae.commands.report: many run directories, one markdown table."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vae import report
+from vae.commands import report
 from conftest import REPO_ROOT, copy_run
 
 
@@ -42,7 +42,7 @@ def test_runs_that_differ_only_in_seed_are_one_row_with_mean_sd_and_n(runs):
 
 def test_the_command_names_and_skips_what_is_not_a_finished_run(runs):
   names = ['seed0', 'seed1', 'unfinished', 'photos', 'missing']
-  result = subprocess.run([sys.executable, '-m', 'vae.report', *(str(runs / n) for n in names)], cwd=REPO_ROOT,
+  result = subprocess.run([sys.executable, '-m', 'vae.commands.report', *(str(runs / n) for n in names)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
   assert result.stderr.splitlines() == [
@@ -51,7 +51,7 @@ def test_the_command_names_and_skips_what_is_not_a_finished_run(runs):
       f'skipped {runs / "missing"}: not a directory']
   table = result.stdout.splitlines()
   assert table[2].startswith('| n | test ELBO |') and len(table) == 5  # the two seeds, one row
-  per_run = subprocess.run([sys.executable, '-m', 'vae.report', '--group_seeds=false', str(runs / 'seed0'),
+  per_run = subprocess.run([sys.executable, '-m', 'vae.commands.report', '--group_seeds=false', str(runs / 'seed0'),
                             str(runs / 'seed1')], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
   assert per_run.stdout.splitlines()[2] == ('| run | --seed | test ELBO | log p(x) (IWAE) | k | active units | '
                                             'wall time (s) |')
@@ -60,7 +60,7 @@ def test_the_command_names_and_skips_what_is_not_a_finished_run(runs):
 
 
 def test_no_finished_run_is_an_error(runs):
-  result = subprocess.run([sys.executable, '-m', 'vae.report', str(runs / 'photos')], cwd=REPO_ROOT,
+  result = subprocess.run([sys.executable, '-m', 'vae.commands.report', str(runs / 'photos')], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
   assert result.returncode == 1
   assert result.stderr.splitlines()[-1] == 'error: none of the directories holds a finished run'
@@ -89,7 +89,7 @@ def test_wall_time_active_units_and_mixed_k_cells_are_the_runs_own(runs, tmp_pat
   evaluation.update(eval_k=7, active_units=1)
   with open(os.path.join(seed1, 'evaluation.json'), 'w') as f:
     json.dump(evaluation, f)
-  assert report.main(['python -m vae.report', str(seed0), seed1]) == 0
+  assert report.main(['python -m vae.commands.report', str(seed0), seed1]) == 0
   row = capsys.readouterr().out.splitlines()[4].strip('| ').split(' | ')
   # The wall time of a run: the seconds of its epochs in metrics.csv and of its final estimate.
   seconds = [sum(float(r['seconds']) for r in csv.DictReader(open(os.path.join(d, 'metrics.csv')))) +
@@ -99,5 +99,5 @@ def test_wall_time_active_units_and_mixed_k_cells_are_the_runs_own(runs, tmp_pat
   assert row[3] == '3/7'                     # the two estimates' k, both named
   assert row[4] == f'{statistics.mean(units):.1f} ± {statistics.stdev(units):.1f} / 2'
   assert row[5] == f'{statistics.mean(seconds):.0f} ± {statistics.stdev(seconds):.0f}'
-  assert report.main(['python -m vae.report']) == 1
-  assert capsys.readouterr().err == 'error: name at least one run directory, e.g. python -m vae.report runs/*\n'
+  assert report.main(['python -m vae.commands.report']) == 1
+  assert capsys.readouterr().err == 'error: name at least one run directory, e.g. python -m vae.commands.report runs/*\n'

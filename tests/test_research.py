@@ -13,10 +13,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from vae import data, engine, evaluate, inputs, loop, model as model_lib, networks, streams, train
-from vae.errors import OutputError, VAEError
-from vae.fileio import RunLock
-from conftest import copy_run, many_mains, synthetic_digits, tiny_config, write_mnist
+from vae import data, evaluate, preprocess, model as model_lib, networks, train
+from vae.run import engine, epochs, keys
+from vae.run.config import Config
+from vae.commands.errors import OutputError, VAEError
+from vae.run.fileio import RunLock
+from conftest import train_run, copy_run, many_mains, synthetic_digits, tiny_config, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -87,9 +89,9 @@ def test_the_same_seed_stopped_and_resumed_gives_the_same_metrics_frames_and_gif
   # uninterrupted reference, so a fresh run repeats (epoch 1) and a resumed one continues exactly (epochs 2, 3).
   mnist_dir, out = reference_run
   resumed = tmp_path / 'resumed'
-  loop.run_training(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
+  train_run(tiny_config(mnist_dir, resumed, epochs=1), log=QUIET)
   lines = []
-  loop.run_training(tiny_config(mnist_dir, resumed), log=lines.append)
+  train_run(tiny_config(mnist_dir, resumed), log=lines.append)
   assert any('resuming after epoch 1 (step 4)' in line for line in lines)
   assert metrics_without_time(resumed) == metrics_without_time(out)
   for kind in ('spread', 'canvas'):
@@ -108,7 +110,7 @@ OTHER_VALUES = {'dataset': 'fashion_mnist', 'latent_dim': 3, 'batch_size': 8, 'e
 
 
 def test_every_setting_a_resume_must_match_is_checked(reference_run, tmp_path):
-  from vae.config import RESUME_KEYS
+  from vae.run.config import RESUME_KEYS
   assert sorted(OTHER_VALUES) == sorted(RESUME_KEYS)  # a new resume-checked setting gets a case here
   mnist_dir, out = reference_run
   run = tmp_path / 'run'
@@ -119,7 +121,7 @@ def test_every_setting_a_resume_must_match_is_checked(reference_run, tmp_path):
     config = tiny_config(clothes if key == 'dataset' else mnist_dir, run, epochs=4, **{key: value})
     saved = json.load(open(out + '/flags.json'))[key]
     with pytest.raises(VAEError) as info:
-      loop.run_training(config, log=QUIET)
+      train_run(config, log=QUIET)
     assert str(info.value) == (f'{run} holds a run made with --{key}={saved}, not {value}; rerun with the same '
                                f'flags to resume it, or pass --fresh to start over (this deletes its checkpoints, '
                                f'metrics and frames)'), key
@@ -131,7 +133,7 @@ def test_fresh_starts_over(reference_run, tmp_path):
   run = tmp_path / 'run'
   shutil.copytree(out, run)
   lines = []
-  loop.run_training(tiny_config(mnist_dir, run, epochs=1, fresh=True, seed=5), log=lines.append)
+  train_run(tiny_config(mnist_dir, run, epochs=1, fresh=True, seed=5), log=lines.append)
   assert not any('resuming after' in line for line in lines)
   assert json.load(open(run / 'flags.json'))['seed'] == 5
   assert [row['epoch'] for row in metrics_without_time(run)] == ['1']
@@ -144,7 +146,7 @@ def test_a_second_run_on_the_same_directory_is_refused(reference_run, tmp_path):
   out.mkdir()
   with RunLock(str(out)):
     with pytest.raises(OutputError, match=f'another run is using {out}'):
-      loop.run_training(tiny_config(mnist_dir, out), log=QUIET)
+      train_run(tiny_config(mnist_dir, out), log=QUIET)
   assert sorted(os.listdir(out)) == ['.lock']
 
 
@@ -180,9 +182,9 @@ def _trained_tiny_model():
   images, _ = synthetic_digits(256, seed=0)
   images = images.reshape(-1, 784).astype(np.float32) / 255.0
   vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
-  train_steps = engine.make_train_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images),
-                                        loop.Config(batch_size=32), jit_compile=True)
-  batches = iter(inputs.train_batch_indices(256, 32, seed=0))
+  train_steps = engine.compile_steps(vae, keras.optimizers.Adam(2e-3), tf.constant(images),
+                                        Config(batch_size=32), jit_compile=True)
+  batches = iter(preprocess.train_batch_indices(256, 32, seed=0))
   for first in range(0, 400, 20):
     train_steps(tf.stack([next(batches) for _ in range(20)]), first)
   return vae, images[:64]
@@ -229,7 +231,7 @@ def test_the_iwae_estimate_equals_an_independent_numpy_computation(batch_size, m
     x = images[start:start + batch_size]
     eps = np.concatenate([tf.random.stateless_normal(
         [min(samples_per_chunk, k - first), len(x), 2],
-        seed=streams.key(seed, streams.IWAE_NOISE, start * k + first)).numpy() for first in range(0, k,
+        seed=keys.key(seed, keys.IWAE_NOISE, start * k + first)).numpy() for first in range(0, k,
                                                                                            samples_per_chunk)])
     expected.append(numpy_iwae(vae, x, eps))
   np.testing.assert_allclose(got, np.concatenate(expected), rtol=1e-5, atol=1e-3)
@@ -295,8 +297,8 @@ def test_the_iwae_bound_is_above_the_elbo_and_rises_with_k():
 def test_binarize_modes(mode):
   images, _ = synthetic_digits(100, seed=0)
   grey = images.reshape(-1, 784).astype(np.float32) / 255.0
-  mnist = inputs.Dataset(grey, None, grey[:50], None)
-  train_images, test_images = inputs.prepare_images(mnist, mode, seed=0)
+  mnist = preprocess.Dataset(grey, None, grey[:50], None)
+  train_images, test_images = preprocess.prepare_images(mnist, mode, seed=0)
   binary = lambda a: set(np.unique(a).tolist()) <= {0.0, 1.0}  # noqa: E731
   assert binary(train_images) == (mode == 'static')
   assert binary(test_images) == (mode != 'none')
@@ -307,14 +309,14 @@ def test_binarize_modes(mode):
 def test_every_seed_is_scored_on_the_same_binary_test_set():
   images, _ = synthetic_digits(100, seed=0)
   grey = images.reshape(-1, 784).astype(np.float32) / 255.0
-  dataset = inputs.Dataset(grey, None, grey[:50], None)
-  test_sets = [inputs.prepare_images(dataset, mode, seed)[1] for mode, seed in (('dynamic', 0), ('dynamic', 7),
+  dataset = preprocess.Dataset(grey, None, grey[:50], None)
+  test_sets = [preprocess.prepare_images(dataset, mode, seed)[1] for mode, seed in (('dynamic', 0), ('dynamic', 7),
                                                                                 ('static', 3))]
   for other in test_sets[1:]:
     np.testing.assert_array_equal(other, test_sets[0])
   assert set(np.unique(test_sets[0]).tolist()) == {0.0, 1.0}
   assert abs(test_sets[0].mean() - grey[:50].mean()) < 0.01       # Bernoulli(intensity) draws
-  static_train = [inputs.prepare_images(dataset, 'static', seed)[0] for seed in (0, 1)]
+  static_train = [preprocess.prepare_images(dataset, 'static', seed)[0] for seed in (0, 1)]
   assert not np.array_equal(*static_train)  # the training copy still follows --seed
 
 
@@ -407,7 +409,7 @@ def test_explore_needs_only_the_export(reference_run, shared_run, tmp_path):
   for out in runs.values():
     shutil.rmtree(out / 'checkpoints')  # the export and flags.json are all it reads
   elsewhere = tmp_path / 'pictures'
-  results = many_mains('vae.explore', [
+  results = many_mains('vae.commands.explore', [
       [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
       [f'--output_dir={runs[5]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_'],
       [f'--output_dir={runs[2]}', '--count=20', '--pairs=3', '--steps=5', '--prefix=t_', '--seed=1',
@@ -435,7 +437,7 @@ def angles_between_rows(path):
     ([1.0, -2.0, 0.5, 0.0], [-2.0, 4.0, -1.0, 0.0]),        # opposite directions: sin(angle) = 0
 ])
 def test_spherical_interpolation_turns_at_a_constant_rate_and_moves_the_norm_linearly(a, b):
-  from vae import explore
+  from vae.commands import explore
   a, b, steps = np.array(a), np.array(b), 7
   path = explore.interpolate(a, b, steps)
   assert np.all(np.isfinite(path))
@@ -452,7 +454,7 @@ def test_spherical_interpolation_turns_at_a_constant_rate_and_moves_the_norm_lin
 
 
 def test_linear_interpolation_in_two_dimensions():
-  from vae import explore
+  from vae.commands import explore
   np.testing.assert_allclose(explore.interpolate([3.0, 0.0], [0.0, 3.0], 3)[1], [1.5, 1.5])
 
 
@@ -472,7 +474,7 @@ def test_explore_refuses_bad_flags_and_directories_with_one_line(reference_run, 
       (['--pairs=0'], '--pairs must be a positive integer, got 0'),
       (['--steps=1'], '--steps must be at least 2, got 1'),
       (['--seed=-1'], '--seed must be >= 0, got -1'),
-      (['--nope=1'], "Unknown command line flag 'nope' (see python -m vae.explore --help)"),
+      (['--nope=1'], "Unknown command line flag 'nope' (see python -m vae.commands.explore --help)"),
       ([f'--output_dir={tmp_path / "nothing"}'], f'--output_dir {tmp_path / "nothing"} does not exist'),
       ([f'--output_dir={tmp_path}'], f'{tmp_path} holds no exported model (export/encoder.keras and '
                                      f'export/decoder.keras); train a run there first'),
@@ -481,7 +483,7 @@ def test_explore_refuses_bad_flags_and_directories_with_one_line(reference_run, 
        f'{clothes}/train-images-idx3-ubyte.gz holds Fashion-MNIST\'s training images, not MNIST\'s: use '
        f'--dataset=fashion_mnist to train on Fashion-MNIST, or point --data_dir at the MNIST files'),
   ]
-  results = many_mains('vae.explore', [arguments for arguments, _ in cases] + [[f'--output_dir={foreign}']])
+  results = many_mains('vae.commands.explore', [arguments for arguments, _ in cases] + [[f'--output_dir={foreign}']])
   for (arguments, message), result in zip(cases, results):
     assert result == (1, f'error: {message}\n'), arguments
   status, stderr = results[-1]

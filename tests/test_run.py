@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import REPO_ROOT, Started, many_mains, unexpected_stderr, user_env, write_mnist
+from conftest import train_run, REPO_ROOT, Started, many_mains, unexpected_stderr, user_env, write_mnist
 
 
 def metrics_without_time(path):
@@ -32,15 +32,18 @@ EPOCHS, UPDATES = 6, 2
 RERUNS = textwrap.dedent('''
     import io, sys
     sys.path.insert(0, {repo!r})
-    from vae import loop
+    import tensorflow as tf
+    from vae.run import epochs
+    from vae.run.config import Config
+    tf.config.experimental.enable_op_determinism()  # as run.py does
     for encoder, decoder in {pairs!r}:
       for attempt in ('first', 'second'):
         out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
-        config = loop.Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
+        config = Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
                              decoder_architecture=decoder, epochs={epochs}, updates_per_epoch={updates},
                              do_viz=False, eval_k=1)
         sys.stdout = io.StringIO()  # the progress bars
-        loop.run_training(config, log=lambda *args: None)
+        epochs.start_or_resume(config, log=lambda *args: None)
         sys.stdout = sys.__stdout__
     print('done')
 ''')
@@ -173,7 +176,7 @@ def test_a_bad_flag_from_the_shell_is_one_line_and_exit_status_1(started):
 
 def test_the_flags_and_their_help_come_from_the_settings(started):
   result = started['helpfull', None][0].finished()
-  from vae.config import SETTINGS
+  from vae.run.config import SETTINGS
   for setting in SETTINGS:
     assert f'--{setting.name}' in result.stdout or f'--[no]{setting.name}' in result.stdout, setting.name
   assert 'Importance samples per training image' in result.stdout

@@ -1,6 +1,6 @@
 """A run directory never loses work nor tells a wrong number: damaged checkpoints and run files, two writers, a
 finished run, sizes and paths, signals at start-up and a closed stdout, as a user meets them through run.py,
-vae.explore and vae.report: the exit status, the exact line, and the directory before and after."""
+vae.commands.explore and vae.commands.report: the exit status, the exact line, and the directory before and after."""
 
 import json
 import os
@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from vae import checkpoints, report, signals
-from vae.fileio import RunLock
-from conftest import REPO_ROOT, copy_run, many_mains, snapshot, tiny_config, user_env
+from vae.run import checkpoints, signals
+from vae.commands import report
+from vae.run.fileio import RunLock
+from conftest import train_run, REPO_ROOT, copy_run, many_mains, snapshot, tiny_config, user_env
 
 TINY_FLAGS = ['--updates_per_epoch=4', '--batch_size=16', '--eval_k=3', '--learning_rate=1e-3']
 FRESH = "restore it from a copy, or pass --fresh to start over (this deletes the run's checkpoints, metrics and frames)"
@@ -35,8 +36,9 @@ def as_an_earlier_version_wrote_it(run, config):
   """Rewrites the newest checkpoint of `run` as versions before the epoch's running loss was saved wrote it."""
   import keras
   import tensorflow as tf
-  from vae import loop
-  model = loop.build_model(config)
+  from vae.run import epochs
+  from vae.run.state import TrainingState, build_model
+  model = build_model(config)
   optimizer = keras.optimizers.Adam(config.learning_rate)
   optimizer.build(model.trainable_variables)
   step = tf.Variable(0, dtype=tf.int64)
@@ -121,7 +123,7 @@ def test_damaged_checkpoints_and_run_files_refused_or_survived_in_one_line(share
   assert [r.rsplit(',', 1)[0] for r in rows[:4]] == [r.rsplit(',', 1)[0] for r in metrics.decode().splitlines()]
   # flags.json as run.py writes it, imported (as here) or run as a script: every flag it has, so that a later
   # resume with any other value of a setting that must match is refused.
-  from vae.config import SETTINGS
+  from vae.run.config import SETTINGS
   written = json.load(open(os.path.join(runs['newest_data_cut'], 'flags.json')))
   assert sorted(written) == sorted([f.name for f in SETTINGS] + ['eval_only'])
   status, stderr, stdout = results['newest_data_cut_eval']
@@ -176,14 +178,14 @@ def test_explore_and_report_name_a_damaged_directory_and_go_on(shared_run, tmp_p
   write(os.path.join(no_units, 'evaluation.json'), json.dumps(evaluation))
   write(os.path.join(a_list, 'evaluation.json'), '[]')
   write(os.path.join(flags_list, 'flags.json'), '[]')
-  assert report.main(['python -m vae.report', good, no_units, a_list, flags_list]) == 0
+  assert report.main(['python -m vae.commands.report', good, no_units, a_list, flags_list]) == 0
   out, err = capsys.readouterr()
   assert err.splitlines() == [
       f'skipped {no_units}: {no_units}/evaluation.json is damaged (active_units is null, not a number)',
       f'skipped {a_list}: {a_list}/evaluation.json is damaged (not a JSON object)',
       f'skipped {flags_list}: {flags_list}/flags.json is damaged (it holds a JSON list, not an object of flags)']
   assert len([line for line in out.splitlines() if line.startswith('| ') and '---' not in line]) == 2  # one row
-  (status, stderr), (pairs_status, pairs_stderr) = many_mains('vae.explore', [
+  (status, stderr), (pairs_status, pairs_stderr) = many_mains('vae.commands.explore', [
       [f'--output_dir={flags_list}'], [f'--output_dir={good}', '--pairs=40', f'--save_dir={tmp_path / "pictures"}']])
   assert (status, stderr) == (1, f'error: {flags_list}/flags.json is damaged (it holds a JSON list, not an object of '
                                  f'flags); restore it from a copy of the run\n')
@@ -221,18 +223,19 @@ def test_every_stop_signal_waits_inside_the_steps_and_stops_outside_them(stop_si
 
 def test_ctrl_c_during_an_epochs_checkpoint_stops_at_the_epochs_end(shared_run, tmp_path, monkeypatch,
                                                                    stop_signals_at_their_defaults):
-  from vae import loop
+  from vae.run import epochs
+  from vae.run.state import TrainingState, build_model
   data_dir, reference = shared_run('reference')
   run = copy_run(reference, tmp_path / 'run')
-  save = loop.Trainer.save
+  save = TrainingState.save
 
   def save_while_ctrl_c(trainer):
     os.kill(os.getpid(), signal.SIGINT)  # arrives while epoch 4 is being checkpointed
     save(trainer)
 
-  monkeypatch.setattr(loop.Trainer, 'save', save_while_ctrl_c)
+  monkeypatch.setattr(TrainingState, 'save', save_while_ctrl_c)
   with signals.install(), pytest.raises(signals.Stopped) as stopped:
-    loop.run_training(tiny_config(data_dir, run, epochs=5), log=lambda *args: None)
+    train_run(tiny_config(data_dir, run, epochs=5), log=lambda *args: None)
   assert stopped.value.exit_status == 130
   assert str(stopped.value) == (f'stopped by SIGINT at step 16 (after epoch 4 of 5); the run is checkpointed there in '
                                 f'{run}/checkpoints. Run the same command again to resume')

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae import gifs, viz
+from vae.run import frames, gifs
+from vae import viz
 
 
 def test_latent_grid_reads_like_a_plot():
@@ -93,12 +94,12 @@ def test_spread_plot_labels_each_digit_at_its_centroid():
 
 def test_epoch_frames_write_numbered_pngs_and_two_gifs(tmp_path):
   labels = np.arange(50) % 10
-  frames = viz.EpochFrames(str(tmp_path), labels, latent_dim=2)
+  epoch_frames = frames.EpochFrames(str(tmp_path), labels, latent_dim=2)
   rng = np.random.default_rng(0)
   for epoch in (1, 2, 3):
-    frames.write(epoch, rng.normal(size=(50, 2)), {'canvas': viz.canvas_frame(rng.normal(size=(225, 784)))})
-  frames.write_gifs(3)
-  frames.close()
+    epoch_frames.write(epoch, rng.normal(size=(50, 2)), {'canvas': viz.canvas_frame(rng.normal(size=(225, 784)))})
+  epoch_frames.write_gifs(3)
+  epoch_frames.close()
   assert sorted(os.listdir(tmp_path / 'figs' / 'canvas')) == ['epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
   assert iio.imread(tmp_path / 'figs' / 'canvas' / 'epoch_0002.png').shape == (420, 420)
   assert iio.imread(tmp_path / 'figs' / 'spread' / 'epoch_0003.png').shape == (600, 600, 3)
@@ -141,13 +142,13 @@ def test_reconstruction_frame_alternates_originals_and_reconstructions():
 
 
 def test_epoch_frames_for_a_larger_latent_space(tmp_path):
-  frames = viz.EpochFrames(str(tmp_path), np.arange(40) % 10, latent_dim=4)
+  epoch_frames = frames.EpochFrames(str(tmp_path), np.arange(40) % 10, latent_dim=4)
   rng = np.random.default_rng(0)
   grids = {'samples': viz.probability_tile(rng.normal(size=(100, 784)), 10, 10),
            'reconstructions': viz.reconstruction_frame(rng.random((50, 784)), rng.normal(size=(50, 784)))}
-  frames.write(1, rng.normal(size=(40, 4)), grids)
-  paths = frames.write_gifs(1)
-  frames.close()
+  epoch_frames.write(1, rng.normal(size=(40, 4)), grids)
+  paths = epoch_frames.write_gifs(1)
+  epoch_frames.close()
   assert sorted(os.path.basename(p) for p in paths) == ['reconstructions.gif', 'samples.gif', 'spread.gif']
   assert sorted(os.listdir(tmp_path / 'figs')) == ['reconstructions', 'samples', 'spread']
   assert iio.imread(tmp_path / 'figs' / 'reconstructions' / 'epoch_0001.png').shape == (280, 280)

@@ -1,4 +1,4 @@
-"""From a setting to the training step, through real runs: what each step of `loop.run_training` receives.
+"""From a setting to the training step, through real runs: what each step of `epochs.start_or_resume` receives.
 
 A recorder sits at the entrance of the training step (`engine.train_step`, whatever the objective) and writes
 down, for every global step, the pixels x the step trains on and the weight of the rate. It reads the step number
@@ -18,8 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import data, engine, loop
-from conftest import write_mnist
+from vae import data
+from vae.run import engine, epochs
+from vae.run.config import Config
+from vae.run import record
+from vae.run import state
+from conftest import train_run, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
 UPDATES, EPOCHS, BATCH = 2, 2, 16
@@ -41,7 +45,7 @@ def recorded_steps(monkeypatch):
     return step
 
   monkeypatch.setattr(engine, 'train_step', recorded(engine.train_step, 0))          # (rate_weight, loss)
-  monkeypatch.setattr(loop, 'use_xla', lambda *architectures: False)
+  monkeypatch.setattr(state, 'use_xla', lambda *architectures: False)
   return seen
 
 
@@ -82,7 +86,7 @@ def test_each_step_trains_on_the_pixels_and_weight_its_settings_say_and_reruns_a
 
   def run(directory, epochs=EPOCHS):
     recorded_steps.clear()
-    loop.run_training(loop.Config(data_dir=mnist_dir, output_dir=str(tmp_path / directory), epochs=epochs,
+    train_run(Config(data_dir=mnist_dir, output_dir=str(tmp_path / directory), epochs=epochs,
                            updates_per_epoch=UPDATES, batch_size=BATCH, eval_k=2, do_viz=False,
                            learning_rate=1e-3, **settings), log=QUIET)
     return dict(recorded_steps)
@@ -126,5 +130,5 @@ def test_each_step_trains_on_the_pixels_and_weight_its_settings_say_and_reruns_a
   if settings['binarize'] != 'none':
     # --eval_only restores the run and scores the same binary test set with the same noise: the same test ELBO.
     evaluation = json.load(open(tmp_path / 'whole' / 'evaluation.json'))
-    again = loop.evaluate_saved_run(str(tmp_path / 'whole'), eval_k=2, log=QUIET)
+    again = record.evaluate_saved_run(str(tmp_path / 'whole'), eval_k=2, log=QUIET)
     assert again['test_elbo'] == evaluation['test_elbo']

@@ -13,9 +13,9 @@
 * any other name: a TensorFlow Datasets image data set with integer labels, prepared into `data_dir`
   (e.g. `kmnist`, `emnist/letters`, `cifar10`).
 
-Either way the result is a `vae.inputs.Dataset`: float32 images [N, D] in [0, 1] and integer labels.
-This is the module to read; the helpers it calls are skip-on-first-reading infrastructure: vae/idx.py parses
-IDX files, vae/download.py fetches from mirrors, vae/tfds_data.py adapts TensorFlow Datasets.
+Either way the result is a `vae.preprocess.Dataset`: float32 images [N, D] in [0, 1] and integer labels.
+This is the module to read; the helpers it calls are skip-on-first-reading infrastructure: vae/sources/idx.py parses
+IDX files, vae/sources/download.py fetches from mirrors, vae/sources/tfds.py adapts TensorFlow Datasets.
 
 References:
   [1] Y. LeCun, C. Cortes, C. Burges. The MNIST database of handwritten digits. http://yann.lecun.com/exdb/mnist/
@@ -26,10 +26,10 @@ References:
 import collections
 import os
 
-from vae import download as downloader
-from vae import idx
-from vae.errors import DataError, DownloadError
-from vae.inputs import DIGITS, Dataset
+from vae.sources import download as downloader
+from vae.sources import idx
+from vae.commands.errors import DataError, DownloadError
+from vae.preprocess import DIGITS, Dataset
 
 IdxSource = collections.namedtuple('IdxSource', ['title', 'mirrors', 'gz_sha256', 'fingerprints', 'class_names'])
 
@@ -115,26 +115,26 @@ def describe(name, data_dir):
   if name in IDX_NAMES:
     return (28, 28, 1), SOURCES[name].class_names
   try:
-    from vae import tfds_data
+    from vae.sources import tfds
   except ImportError as e:
     raise DataError(f'--dataset={name} needs tensorflow-datasets, which is not installed ({e}); '
                     f'pip install -r requirements.txt') from None
   try:
-    return tfds_data.describe(name, data_dir)
-  except tfds_data.UnknownDataset:
+    return tfds.describe(name, data_dir)
+  except tfds.UnknownDataset:
     raise DataError(f'unknown --dataset {name!r}: the IDX data sets are {", ".join(IDX_NAMES)}, and any other '
                     f'name must be a TensorFlow Datasets image data set with integer labels, e.g. '
                     f'--dataset={TFDS_EXAMPLE}') from None
 
 
 def load(name, data_dir, mirrors=None, timeout=30.0):
-  """The data set `name` as a `vae.inputs.Dataset`, read from `data_dir` (downloaded into it first if missing).
+  """The data set `name` as a `vae.preprocess.Dataset`, read from `data_dir` (downloaded into it first if missing).
 
   `mirrors` replaces an IDX data set's own mirrors (the tests serve the files from a local server).
   """
   if name not in IDX_NAMES:
-    from vae import tfds_data
-    return tfds_data.load(name, data_dir)
+    from vae.sources import tfds
+    return tfds.load(name, data_dir)
   source = SOURCES[name]
   paths = ensure_files(data_dir, mirrors or source.mirrors, source.gz_sha256, timeout, source.title)
   splits = []

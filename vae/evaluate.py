@@ -33,7 +33,7 @@ References:
 import numpy as np
 import tensorflow as tf
 
-from vae import streams
+from vae.run import keys
 from vae.model import importance_weighted_bound, rate_per_dimension
 
 
@@ -43,7 +43,7 @@ def eval_noise(seed, num_examples, latent_dim):
   The per-epoch test ELBO is a one-sample estimate with this noise, so its changes between epochs come from the
   model, not from the noise. (The posterior mean alone would give a deterministic number, but not the ELBO.)
   """
-  return tf.random.stateless_normal([num_examples, latent_dim], seed=streams.key(seed, streams.EVAL_NOISE))
+  return tf.random.stateless_normal([num_examples, latent_dim], seed=keys.key(seed, keys.EVAL_NOISE))
 
 
 def make_evaluator(model, batch_size=2000):
@@ -106,7 +106,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   results = []
   for start in range(0, len(images), batch_size):
     x = tf.convert_to_tensor(images[start:start + batch_size])
-    log_w = [chunk_log_weights(x, streams.key(seed, streams.IWAE_NOISE, start * k + first),
+    log_w = [chunk_log_weights(x, keys.key(seed, keys.IWAE_NOISE, start * k + first),
                                tf.constant(min(samples_per_chunk, k - first)))
              for first in range(0, k, samples_per_chunk)]
     results.append(importance_weighted_bound(tf.concat(log_w, axis=0)).numpy())   # [k, B] -> [B]

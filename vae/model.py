@@ -41,7 +41,7 @@ likelihood (its minimum is the pixel entropy, not 0), so the numbers are not com
 log-likelihoods on binarised MNIST.
 
 x is an image flattened to D values in [0, 1] (D = 784 for MNIST's 28x28 grey pixels; for colour images each of the
-three channels of a pixel is a Bernoulli variable of its own, see vae/inputs.py).
+three channels of a pixel is a Bernoulli variable of its own, see vae/preprocess.py).
 
 All loss terms are pure per-example functions of tensors; the `VAE` class only wires encoder and decoder to them.
 

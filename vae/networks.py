@@ -19,7 +19,7 @@ with any decoder, since they only meet at z:
                   for 32x32: deconv 128 4x4 valid (4x4) -> deconv 64 5x5/2 (8x8) -> 16x16 -> 32x32
 
 To add an architecture, write one builder `def my_encoder(latent_dim, image_shape) -> keras.Model` (or decoder),
-add it to `ENCODERS` (or `DECODERS`) under a new name, and add that name to `ARCHITECTURES` in vae/config.py
+add it to `ENCODERS` (or `DECODERS`) under a new name, and add that name to `ARCHITECTURES` in vae/run/config.py
 (with the image shapes it takes in `shape_problem` there, if it cannot take every shape);
 `--encoder_architecture=<name>` then selects it. run.py checks the names and shapes before Keras is imported, so
 the builders here take them as given.
@@ -31,7 +31,7 @@ References:
 import keras
 from keras import layers
 
-from vae.inputs import MNIST_SHAPE, num_values
+from vae.preprocess import MNIST_SHAPE, num_values
 
 
 def _split_into_mean_and_log_var(params):
@@ -99,7 +99,7 @@ DECODERS = {'fc': fc_decoder, 'conv': conv_decoder}
 
 def build_encoder(architecture, latent_dim, image_shape=MNIST_SHAPE):
   """The encoder registered as `architecture`, for codes of size `latent_dim` and images of `image_shape` (one that
-  `vae.config.shape_problem` accepts)."""
+  `vae.run.config.shape_problem` accepts)."""
   return _build(ENCODERS, architecture, latent_dim, image_shape)
 
 

@@ -17,18 +17,21 @@ estimator it uses; `train_step` takes any of them.
 `train_loop` then shows a complete training run on one screen: shuffled minibatches, fresh noise for every step,
 one `train_step` each, the loss printed now and then. It is all there is to training a VAE, and it runs as it is:
 
-    python -m vae.train --data_dir=../mnist          # MNIST, the default fc VAE, 100 x 100 steps of 128
-    python -m vae.train --eager --steps=20           # every step op by op: a debugger sees concrete tensors
+    vae-plain-loop --data_dir=../mnist          # MNIST, the default fc VAE, 100 x 100 steps of 128
+    vae-plain-loop --eager --steps=20           # every step op by op: a debugger sees concrete tensors
 
-trains on real MNIST (loaded by vae/data.py), prints the loss as it goes, then the test ELBO (vae/evaluate.py), and
-saves one picture (vae/plain_loop.py). By default `train_step` is traced once into a TensorFlow
-graph (`tf.function`) and each step runs that graph: Python executes `train_step`, the loss and `VAE.terms` only
-while tracing, on symbolic tensors. With `eager=True` (`--eager`) every step runs them in Python, op by op, so a
-breakpoint in `train_step`, in vae/objectives.py or in `VAE.terms` stops at every step with concrete tensors
-whose `.numpy()` can be printed; the README gives what it costs. run.py trains the same model with the compiled
-engine of vae/engine.py, which runs this very `train_step` several steps at a time, and adds everything a
-research run needs: checkpoints and resume, every flag, binarisation, frames and gifs, the log-likelihood
-estimate.
+trains on real MNIST (loaded by vae/data.py), prints the loss as it goes, then the test ELBO (vae/evaluate.py),
+and saves one picture (the command line is vae/commands/plain_loop.py, also `python -m vae.commands.plain_loop`).
+
+Traced or eager, the one home of this explanation: by default `train_step` is traced once into a TensorFlow graph
+(`tf.function`) and each step runs that graph: Python executes `train_step`, the loss and `VAE.terms` only while
+tracing, on symbolic tensors, so a breakpoint there stops once or twice at the start and never shows a number.
+With `eager=True` (`--eager`) every step runs them in Python, op by op, so a breakpoint in `train_step`, in
+vae/objectives.py or in `VAE.terms` stops at every step with concrete tensors whose `.numpy()` can be printed
+(`python -m pdb -m vae.commands.plain_loop --eager --steps=20`). It costs about four times the time
+(docs/performance.md gives the measurement). run.py trains the same model with the compiled engine of
+vae/run/engine.py, which runs this very `train_step` several steps at a time, and adds everything a research run
+needs: checkpoints and resume, every flag, binarisation, frames and gifs, the log-likelihood estimate.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114
@@ -41,12 +44,6 @@ References:
   [6] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
       https://arxiv.org/abs/1509.00519
 """
-
-import sys
-
-if __name__ == '__main__':  # python -m vae.train: its command line (vae/plain_loop.py) is checked before TensorFlow
-  from vae.plain_loop import main  # starts, and TensorFlow's C++ start-up lines are kept off the terminal
-  sys.exit(main(sys.argv))
 
 import numpy as np
 import tensorflow as tf

@@ -18,17 +18,16 @@ With any other latent_dim a 2-d grid over z does not cover the latent space, so 
   fixed posterior sample each.
 
 At the end each kind of frame becomes a gif (`spread.gif`, `canvas.gif`, or `samples.gif`,
-`reconstructions.gif`; vae/gifs.py), the canvas in log time as in the original.
+`reconstructions.gif`; vae/run/frames.py writes the frames and the gifs), the canvas in log time as in the
+original.
 
 The inputs of the decoded frames (the grid, the prior draws, the test digits and their posterior noise) are
 drawn once, before training (`fixed_frame_inputs`), and each kind is decoded in one batch (`decode_frames`).
 The array helpers (`latent_grid`, `tile`, `canvas_frame`, `reconstruction_frame`, `pca_2d`, ...) are pure numpy
 functions, testable without a display; `fixed_frame_inputs` and `decode_frames` use TensorFlow, `SpreadPlot` and
-`plot_metrics` draw with matplotlib on the Agg backend (no window), and `EpochFrames` writes the files. The single
-spread figure is reused for every frame and closed at the end.
+`plot_metrics` draw with matplotlib on the Agg backend (no window). The single spread figure is reused for every
+frame and closed at the end.
 """
-
-import os
 
 import matplotlib
 
@@ -37,10 +36,8 @@ import matplotlib.lines  # noqa: E402  (the backend must be chosen first)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from vae import streams  # noqa: E402
-from vae.gifs import frame_path, gif_from_frames, log_time_durations, save_png  # noqa: E402
-from vae.inputs import DIGITS, MNIST_SHAPE  # noqa: E402
-from vae.fileio import ensure_writable_dir  # noqa: E402
+from vae.run import keys  # noqa: E402
+from vae.preprocess import DIGITS, MNIST_SHAPE  # noqa: E402
 
 SPREAD_LIMIT = 5.0    # the spread plot shows [-5, 5]^2
 CANVAS_SIZE = 15      # a 15x15 grid of decoded digits
@@ -68,8 +65,8 @@ def fixed_frame_inputs(latent_dim, seed, test_images):
   if latent_dim == 2:
     return {'canvas': tf.constant(latent_grid())}
   count = min(NUM_RECONSTRUCTIONS, len(test_images) // 10 * 10)
-  prior = tf.random.stateless_normal([NUM_SAMPLES, latent_dim], seed=streams.key(seed, streams.FRAME_INPUTS, 0))
-  posterior = tf.random.stateless_normal([count, latent_dim], seed=streams.key(seed, streams.FRAME_INPUTS, 1))
+  prior = tf.random.stateless_normal([NUM_SAMPLES, latent_dim], seed=keys.key(seed, keys.FRAME_INPUTS, 0))
+  posterior = tf.random.stateless_normal([count, latent_dim], seed=keys.key(seed, keys.FRAME_INPUTS, 1))
   return {'samples': prior, 'reconstructions': (test_images[:count], posterior)}
 
 
@@ -153,8 +150,10 @@ def plot_metrics(rows):
 
   Left: the training objective and the test -ELBO per epoch. Middle: the test rate and distortion, the two terms
   of the -ELBO, each on its own axis, since on MNIST the distortion is usually many times the rate. Right: the
-  active units, the latent dimensions in use (a falling count is posterior collapse).
+  active units, the latent dimensions in use (a falling count is posterior collapse; vae/evaluate.py defines them).
   """
+  from vae.evaluate import ACTIVE_UNIT_THRESHOLD  # here: the rest of this module's helpers need no TensorFlow
+
   epochs = [row['epoch'] for row in rows]
   figure = plt.figure(figsize=(14, 4), dpi=100)
   try:
@@ -177,7 +176,7 @@ def plot_metrics(rows):
     units.set_xlabel('epoch')
     units.set_ylabel('active units')
     units.set_ylim(bottom=0)
-    units.set_title('active units (Cov_x E[z_u] > 0.01)')
+    units.set_title(f'active units (Cov_x E[z_u] > {ACTIVE_UNIT_THRESHOLD})')
     figure.tight_layout()
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
@@ -258,48 +257,3 @@ class SpreadPlot:
 
   def close(self):
     plt.close(self.figure)
-
-
-class EpochFrames:
-  """Writes each epoch's frames under `<output_dir>/figs/<kind>/`, and one gif per kind at the end.
-
-  The kinds are 'spread' plus 'canvas' (latent_dim == 2) or 'samples' and 'reconstructions' (any other latent_dim).
-  """
-
-  def __init__(self, output_dir, spread_labels, latent_dim, class_names=DIGITS):
-    self.output_dir = output_dir
-    self.latent_dim = latent_dim
-    self.kinds = ('spread', 'canvas') if latent_dim == 2 else ('spread', 'samples', 'reconstructions')
-    self.dirs = {kind: os.path.join(output_dir, 'figs', kind) for kind in self.kinds}
-    for directory in self.dirs.values():
-      ensure_writable_dir(directory, 'frame directory')
-    self.spread_plot = SpreadPlot(spread_labels, class_names)
-
-  def write(self, epoch, spread_means, grids):
-    """spread_means [N, latent_dim]; grids: {kind: uint8 image} for the other kinds."""
-    if self.latent_dim == 2:
-      spread = self.spread_plot.render(spread_means, epoch)
-    else:
-      spread = self.spread_plot.render(pca_2d(spread_means), epoch, projected=True)
-    save_png(frame_path(self.dirs['spread'], epoch), spread)
-    for kind in self.kinds[1:]:
-      save_png(frame_path(self.dirs[kind], epoch), grids[kind])
-
-  def write_gifs(self, epochs):
-    """One gif per kind from the frames of epochs 1..`epochs`: the spread evenly timed, the rest in log time.
-
-    Returns the paths written.
-    """
-    paths = []
-    for kind in self.kinds:
-      if kind == 'spread':
-        durations = [max(20, int(round(10000.0 / epochs / 10.0)) * 10)] * epochs
-      else:
-        durations = log_time_durations(epochs)
-      path = os.path.join(self.output_dir, f'{kind}.gif')
-      gif_from_frames(path, self.dirs[kind], epochs, durations)
-      paths.append(path)
-    return paths
-
-  def close(self):
-    self.spread_plot.close()

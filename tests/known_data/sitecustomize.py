@@ -30,7 +30,7 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
     with open(_registry) as _f:
       _data.KNOWN_CONTENTS.update({fingerprint: tuple(holds) for fingerprint, holds in json.load(_f).items()})
   if _refusing_port:
-    from vae import tfds_data as _tfds_data
+    from vae.sources import tfds as _tfds_data
 
     _tfds_data.PROBE_HOST = ('127.0.0.1', int(_refusing_port))
     for _name, _source in list(_data.SOURCES.items()):
@@ -76,28 +76,28 @@ def _change_on_import(module_name, change):
   sys.meta_path.insert(0, _Finder())
 
 
-def _pause_in_the_loop(loop):
-  save, init = loop.Trainer.save, loop.Trainer.__init__
+def _pause_in_the_training_state(state):
+  save, init = state.TrainingState.save, state.TrainingState.__init__
 
-  def save_then_pause(trainer):
-    save(trainer)
-    if _pause_after and trainer.checkpointed_epochs() == int(_pause_after):
+  def save_then_pause(training):
+    save(training)
+    if _pause_after and training.checkpointed_epochs() == int(_pause_after):
       _pause()
 
   def init_then_pause_at_step(trainer, *args, **kwargs):
     init(trainer, *args, **kwargs)
-    train_steps = trainer.train_steps
+    train_steps = trainer.compiled_steps
 
     def steps_then_pause(indices, first_step):
       losses = train_steps(indices, first_step)
       if int(first_step) + len(indices) == int(_pause_at_step):
         _pause()
       return losses
-    trainer.train_steps = steps_then_pause
+    trainer.compiled_steps = steps_then_pause
 
-  loop.Trainer.save = save_then_pause
+  state.TrainingState.save = save_then_pause
   if _pause_at_step:
-    loop.Trainer.__init__ = init_then_pause_at_step
+    state.TrainingState.__init__ = init_then_pause_at_step
 
 
 def _pause_before_importing_tensorflow(quiet):
@@ -110,6 +110,6 @@ def _pause_before_importing_tensorflow(quiet):
 
 
 if _pause_after or _pause_at_step:
-  _change_on_import('vae.loop', _pause_in_the_loop)
+  _change_on_import('vae.run.state', _pause_in_the_training_state)
 if _pause_before_tensorflow:
-  _change_on_import('vae.quiet', _pause_before_importing_tensorflow)
+  _change_on_import('vae.commands.quiet', _pause_before_importing_tensorflow)

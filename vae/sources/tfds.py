@@ -1,7 +1,7 @@
 """Infrastructure, skip on a first reading: image data sets from TensorFlow Datasets (TFDS), e.g. kmnist, cifar10.
 
 Any TFDS data set with an `image` feature of fully defined shape (H, W, C) and an integer `label` (a ClassLabel)
-works: its `train` and `test` splits become a `vae.inputs.Dataset`, pixels scaled to [0, 1] and flattened, labels
+works: its `train` and `test` splits become a `vae.preprocess.Dataset`, pixels scaled to [0, 1] and flattened, labels
 named by the ClassLabel's names. tensorflow-datasets is imported only here, and only when such a data set is
 chosen, so that an MNIST run starts as fast as ever.
 
@@ -27,8 +27,8 @@ import threading
 
 import numpy as np
 
-from vae.errors import DataError
-from vae.inputs import Dataset
+from vae.commands.errors import DataError
+from vae.preprocess import Dataset
 
 # A host that a TFDS download needs (the prepared copies of many data sets live there); checked before TFDS is
 # allowed to try, with a short timeout.

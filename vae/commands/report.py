@@ -1,7 +1,7 @@
-r"""Many runs, one table: `python -m vae.report DIR [DIR ...]` prints a markdown table of finished runs.
+r"""Many runs, one table: `vae-report DIR [DIR ...]` (or `python -m vae.commands.report`) prints a markdown table of finished runs.
 
-    python -m vae.report runs/*                      # one row per setting, seeds grouped
-    python -m vae.report --group_seeds=false runs/*  # one row per run
+    vae-report runs/*                      # one row per setting, seeds grouped
+    vae-report --group_seeds=false runs/*  # one row per run
 
 It reads each run directory's flags.json, metrics.csv and evaluation.json, and prints one column per flag whose
 value differs between the runs (the flags they all share are listed once, above the table), then the test ELBO,
@@ -21,11 +21,12 @@ import sys
 
 from absl import flags
 
-from vae import cli, rundir
-from vae.errors import VAEError
+from vae.commands import cli
+from vae.run import rundir
+from vae.commands.errors import VAEError
 
-COMMAND = cli.Command('python -m vae.report', 'One markdown table of the finished runs in the directories named.',
-                      arguments='DIR [DIR ...]')
+COMMAND = cli.Command('python -m vae.commands.report', 'One markdown table of the finished runs in the directories named.',
+                      arguments='DIR [DIR ...]', script='vae-report')
 flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in their seed (mean ± sd, n).',
                      flag_values=COMMAND.flags)
 
@@ -111,9 +112,9 @@ def table(runs, group_seeds=True):
 
 
 def report(flag_values, directories):
-  """The body of `python -m vae.report`; returns the exit status."""
+  """The body of `python -m vae.commands.report`; returns the exit status."""
   if not directories:
-    raise VAEError('name at least one run directory, e.g. python -m vae.report runs/*')
+    raise VAEError('name at least one run directory, e.g. python -m vae.commands.report runs/*')
   runs = {}
   for directory in directories:
     run = read_run(directory)

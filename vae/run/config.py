@@ -4,9 +4,9 @@ Every field of `Config` is one setting. Its metadata says everything else about 
 
     help      the flag's help text (`python run.py --help`)
     resume    why a run may only be resumed with the same value, or None if it may change between two parts of a
-              run; vae/rundir.py refuses a resume that changes one, and says why
+              run; vae/run/rundir.py refuses a resume that changes one, and says why
     minimum   the smallest allowed value of a number, checked before any work
-    maximum   the largest (what TensorFlow's int32 shapes, numpy's seeds or vae/streams.py's counters take)
+    maximum   the largest (what TensorFlow's int32 shapes, numpy's seeds or vae/run/keys.py's counters take)
     choices   the allowed values of a string with a fixed set of them
 
 `problem` checks the rules that need nothing but the flags (before TensorFlow starts), `size_problem` those that
@@ -41,7 +41,7 @@ def shape_problem(architecture, image_shape):
 
 
 INT32_MAX = 2 ** 31 - 1
-MAX_STEPS = 2 ** 40 - 1  # vae/streams.py keys a step's noise with a 40-bit counter
+MAX_STEPS = 2 ** 40 - 1  # vae/run/keys.py keys a step's noise with a 40-bit counter
 
 
 def setting(default, description, resume=None, minimum=None, choices=None, maximum=None):

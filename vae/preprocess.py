@@ -9,13 +9,13 @@ Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli di
 * 'none' (the original script's choice): the grey levels themselves are the Bernoulli targets. The
   cross-entropy is then not a normalised likelihood, so the numbers are not comparable with published ones.
 * 'dynamic' (Burda et al. [1]): every time an image is used, each pixel is replaced by a fresh draw
-  Bernoulli(intensity); the draw happens inside the training step (vae/engine.py).
+  Bernoulli(intensity); the draw happens inside the training step (vae/run/engine.py).
 * 'static': one fixed binarised copy of the training set, drawn with the run's --seed, made before training.
 
 With either, the test set is binarised once, with Bernoulli(intensity) draws from a key that does not depend on
 --seed (`binarized_test_set`): every run, whatever its seed, is scored on the same binary test set, so runs with
 different seeds differ only by what they learnt (the draws are `binarized(images, 0, counter=1)`).
-`python -m vae.explore` shows a binarised model the same images.
+`python -m vae.commands.explore` shows a binarised model the same images.
 
 Minibatch order: each pass over the data is a fresh permutation (sampling without replacement, like the
 original `next_batch`), fixed by the seed.
@@ -29,7 +29,7 @@ import collections
 
 import numpy as np
 
-from vae import streams
+from vae.run import keys
 
 MNIST_SHAPE = (28, 28, 1)
 IMAGE_SIZE = 28                # MNIST's height and width
@@ -52,7 +52,7 @@ def num_values(image_shape):
 
 def binarized(images, seed, counter):
   """A fixed binarised copy of float images [N, D]: value = 1 with probability equal to its intensity."""
-  rng = streams.numpy_generator(seed, streams.STATIC_BINARIZATION, counter)
+  rng = keys.numpy_generator(seed, keys.STATIC_BINARIZATION, counter)
   return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
@@ -80,7 +80,7 @@ def train_batch_indices(num_examples, batch_size, seed, start_step=0):
   """An endless tf.data stream of shuffled index batches into the training set, each int32 [batch_size].
 
   The images themselves stay in one in-memory tensor and are gathered on-graph inside the training step, so that
-  tf.data hands over B indices per step instead of B*D floats (vae/engine.py). `start_step`
+  tf.data hands over B indices per step instead of B*D floats (vae/run/engine.py). `start_step`
   skips that many batches, so a resumed run continues the exact sequence of an uninterrupted one; skipping
   replays only the cheap index shuffle, which is far cheaper than saving the shuffle buffer in every checkpoint.
   """

@@ -12,8 +12,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from vae.errors import DownloadError
-from vae.fileio import temp_file_beside
+from vae.commands.errors import DownloadError
+from vae.run.fileio import temp_file_beside
 
 def download(file_name, data_dir, mirrors, sha256, timeout=30.0):
   """Downloads `file_name` (e.g. 'train-images-idx3-ubyte.gz') into `data_dir`, verified and atomically.

@@ -10,7 +10,7 @@ import contextlib
 import os
 import tempfile
 
-from vae.errors import OutputError
+from vae.commands.errors import OutputError
 
 
 @contextlib.contextmanager

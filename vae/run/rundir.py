@@ -5,12 +5,12 @@
     evaluation.json   the final test ELBO and log-likelihood estimate
     timings.json      wall time per phase (read by bench/)
     loss_curve.png    the loss curves
-    checkpoints/      model, optimiser and step counter after each complete epoch (vae/checkpoints.py)
+    checkpoints/      model, optimiser and step counter after each complete epoch (vae/run/checkpoints.py)
     tensorboard/      the same scalars, and the frames, for TensorBoard
     figs/<kind>/      the per-epoch frames; at the end <kind>.gif in the output directory itself
     export/           encoder.keras and decoder.keras
 
-Every file is written atomically (vae/fileio.py), so a killed run leaves each file either old or new, never torn.
+Every file is written atomically (vae/run/fileio.py), so a killed run leaves each file either old or new, never torn.
 """
 
 import csv
@@ -20,9 +20,9 @@ import math
 import os
 import shutil
 
-from vae.config import RESUME_KEYS
-from vae.errors import OutputError, VAEError
-from vae.fileio import atomic_path, write_text_atomic
+from vae.run.config import RESUME_KEYS
+from vae.commands.errors import OutputError, VAEError
+from vae.run.fileio import atomic_path, write_text_atomic
 
 METRICS_HEADER = ('dataset', 'objective', 'train_k', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate',
                   'test_distortion', 'active_units', 'seconds')
@@ -85,7 +85,7 @@ def read_metrics(path, up_to_epoch=None):
 def read_saved_flags(paths, hint=FRESH_HINT):
   """The flags.json of a run as a dict, None if there is none; VAEError naming the file if it is damaged (not
   a JSON object, or a setting of the wrong type)."""
-  from vae.config import RUN_SETTINGS
+  from vae.run.config import RUN_SETTINGS
 
   text = _read_text(paths.flags)
   if text is None:
@@ -142,7 +142,7 @@ def _read_text(path):
 
 def check_resumable(paths, flag_values):
   """Refuses to resume a checkpoint made with flags that change the model, the data or the random streams (the
-  settings marked `resume` in vae/config.py)."""
+  settings marked `resume` in vae/run/config.py)."""
   saved = read_saved_flags(paths) or {}
   for key in RESUME_KEYS:
     if key in saved and key in flag_values and saved[key] != flag_values[key]:

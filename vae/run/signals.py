@@ -2,12 +2,12 @@
 
 Four signals mean "stop": SIGINT (Ctrl-C), SIGTERM (what `kill` sends, and what SLURM and most schedulers send
 at a time limit or on preemption), SIGHUP (the terminal closed) and SIGUSR1 (what a batch script can ask SLURM
-to send ahead of the time limit, `#SBATCH --signal=...`). While `install` is in force (vae/cli.py installs it for
+to send ahead of the time limit, `#SBATCH --signal=...`). While `install` is in force (vae/commands/cli.py installs it for
 every command) each of them raises `Stopped` where the program is, so the command ends with one line and exit
 status 128 + the signal's number, as a shell reports a process ended by it.
 
 Training steps are different: they are where the hours go, and stopping between two of them loses nothing. Inside
-`deferred()` (vae/loop.py runs an epoch's steps in it) a first signal is only recorded; the loop asks `pending()`
+`deferred()` (vae/run/epochs.py runs an epoch's steps in it) a first signal is only recorded; the loop asks `pending()`
 after every call of compiled steps, saves a checkpoint at exactly that step, and then raises `Stopped` itself.
 A second signal while the first waits raises at once: a user who presses Ctrl-C twice means it.
 """
@@ -17,7 +17,7 @@ import signal
 import threading
 
 # getattr: native Windows has no SIGHUP or SIGUSR1, and importing this module there must not fail before
-# vae/cli.py can say that the commands do not run there.
+# vae/commands/cli.py can say that the commands do not run there.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ('SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1')
                      if hasattr(signal, name))
 
@@ -26,7 +26,7 @@ class Stopped(BaseException):
   """A stop signal arrived. Not an `Exception`, so that no `except Exception` swallows it on its way out."""
 
   def __init__(self, signum, message=None, saved=False):
-    """`saved`: the run saved what it had done and `message` says where (vae/loop.py)."""
+    """`saved`: the run saved what it had done and `message` says where (vae/run/epochs.py)."""
     super().__init__(message or f'stopped by {signal.Signals(signum).name}')
     self.signum = signum
     self.saved = saved

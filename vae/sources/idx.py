@@ -11,7 +11,7 @@ counts, 28x28 images, exactly as many bytes as the header promises), so a corrup
 images fails at once. `read_idx_and_fingerprint` also returns the SHA-256 of the decompressed contents, which
 vae/data.py compares with the known data sets' fingerprints.
 
-Pixels become float32 intensities in [0, 1]; what the model makes of them is vae/inputs.py's business.
+Pixels become float32 intensities in [0, 1]; what the model makes of them is vae/preprocess.py's business.
 
 References:
   [1] Y. LeCun, C. Cortes, C. Burges. The MNIST database of handwritten digits.
@@ -26,8 +26,8 @@ import zlib
 
 import numpy as np
 
-from vae.errors import DataError
-from vae.inputs import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from vae.commands.errors import DataError
+from vae.preprocess import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 
 IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension

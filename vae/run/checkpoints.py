@@ -21,8 +21,8 @@ import shutil
 
 import tensorflow as tf
 
-from vae.errors import OutputError, VAEError
-from vae.fileio import write_text_atomic
+from vae.commands.errors import OutputError, VAEError
+from vae.run.fileio import write_text_atomic
 
 KEEP = 2
 _INDEX = re.compile(r'^ckpt-(\d+)\.index$')
@@ -100,7 +100,7 @@ def restore(checkpoint, checkpoint_prefix, partial=False):
   """Reads `checkpoint_prefix` into the objects of `checkpoint` (a `tf.train.Checkpoint`); every object must find
   its values there. `partial`: the checkpoint may hold more than `checkpoint` asks for (--eval_only reads the
   networks and not the optimiser). Raises VAEError with one line if they do not fit (TensorFlow's own warnings
-  about the mismatch are below vae/quiet.py's level)."""
+  about the mismatch are below vae/commands/quiet.py's level)."""
   problem = None
   try:
     status = checkpoint.read(checkpoint_prefix)

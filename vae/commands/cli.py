@@ -1,16 +1,17 @@
-"""Infrastructure, skip on a first reading: the one command-line layer of every entry point.
+"""The one command-line layer of every entry point.
 
-`python run.py`, `python -m vae.train`, `python -m vae.explore` and `python -m vae.report` each declare their
-flags on a `Command` of their own and hand it their body, `body(flag_values, arguments) -> exit status`.
+The four commands (`python run.py`, the plain loop's, explore's and report's, each also an installed console
+script: `vae-run`, `vae-plain-loop`, `vae-explore`, `vae-report`) each declare their flags on a `Command` of their
+own and hand it their body, `body(flag_values, arguments) -> exit status`.
 `Command.main` then does for all four what a user expects of any of them:
 
 * on a system without POSIX file locks and signals (native Windows) it ends with one `error:` line;
 * `--help` (or -h, --helpshort, --helpfull) prints the command's own summary and flags, and nothing else;
 * a malformed or unknown flag, or an argument the command does not take, ends with one `error:` line;
-* a `VAEError` from the body (a problem the user can fix) ends with its one line, through `vae.errors.fail`;
-* a stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGUSR1; vae/signals.py) ends it with one line and status 128 + the
+* a `VAEError` from the body (a problem the user can fix) ends with its one line, through `vae.commands.errors.fail`;
+* a stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGUSR1; vae/run/signals.py) ends it with one line and status 128 + the
   signal's number, never a traceback: at once outside a training run's steps (during TensorFlow's start-up, say),
-  and after saving at the step inside them (vae/loop.py);
+  and after saving at the step inside them (vae/run/epochs.py);
 * a closed standard output (`python run.py | head -1`) does not stop it: what it would print goes nowhere, and
   it runs to its end as if nothing had happened.
 
@@ -24,13 +25,13 @@ import textwrap
 
 from absl import flags
 
-from vae import signals
-from vae.errors import VAEError, fail
+from vae.run import signals
+from vae.commands.errors import VAEError, fail
 
 HELP_ARGUMENTS = ('-h', '--help', '--helpshort', '--helpfull')
 
-# A run locks its output directory with a POSIX file lock (vae/fileio.py) and stops at a step on POSIX signals
-# (vae/signals.py); native Windows has neither.
+# A run locks its output directory with a POSIX file lock (vae/run/fileio.py) and stops at a step on POSIX signals
+# (vae/run/signals.py); native Windows has neither.
 UNSUPPORTED_SYSTEM = ('{program} runs on Linux and macOS; native Windows is not supported (a run needs POSIX file '
                       'locks and signals)')
 
@@ -38,10 +39,12 @@ UNSUPPORTED_SYSTEM = ('{program} runs on Linux and macOS; native Windows is not 
 class Command:
   """One entry point: its name as typed, a summary for --help, its flags, and whether it takes arguments."""
 
-  def __init__(self, program, summary, arguments=None):
-    """`program`: how a user starts it (`python run.py`); `arguments`: how --help names its positional
-    arguments (`DIR [DIR ...]`), or None if it takes none."""
-    self.program = program
+  def __init__(self, program, summary, arguments=None, script=None):
+    """`program`: how a user starts it from a clone (`python run.py`); `script`: its console script's name
+    (`vae-run`), which --help and the error lines name instead when it was started that way; `arguments`: how
+    --help names its positional arguments (`DIR [DIR ...]`), or None if it takes none."""
+    self.program = self.typed = program
+    self.script = script
     self.summary = summary
     self.arguments = arguments
     self.flags = flags.FlagValues()  # this command's flags alone, apart from absl's global ones
@@ -58,6 +61,8 @@ class Command:
 
   def main(self, body, argv):
     """Parses `argv` (argv[0] the program) and runs `body(flag_values, arguments)`; returns the exit status."""
+    started_as_script = self.script is not None and os.path.basename(argv[0]) == self.script
+    self.program = self.script if started_as_script else self.typed
     if os.name != 'posix':
       return fail(UNSUPPORTED_SYSTEM.format(program=self.program))
     stdout = sys.stdout

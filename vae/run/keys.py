@@ -25,7 +25,7 @@ from --seed through their own generators, which are separate from these.
 
 One caveat: a stateless draw is a function of its key *and of where it runs*. Inside an XLA-compiled function
 `tf.random.stateless_normal` returns other numbers for the same key than outside one. The training noise of
-fc/fc runs is drawn inside the XLA-compiled steps and that of every other pair outside (vae/loop.py's
+fc/fc runs is drawn inside the XLA-compiled steps and that of every other pair outside (vae/run/epochs.py's
 `use_xla`), so a run, its reruns and its resumptions always draw the same numbers; the dynamic binarisation is
 compiled on its own on both paths (engine.py's `bernoulli_pixels`), so its pixels do not depend on the path.
 """

@@ -19,7 +19,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
-from vae.fileio import write_bytes_atomic
+from vae.run.fileio import write_bytes_atomic
 
 GREY_STEP = 2      # grey frames keep every second level: 128 levels, each pixel at most 1/255 from its value
 HOLD_LEVELS = 8    # a grey pixel is redrawn only when it has moved more than this many levels from what is shown

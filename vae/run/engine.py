@@ -7,17 +7,17 @@ with the loss vae/objectives.py builds for --objective and --train_k, the rate w
 same kernels in the same order and agree bit for bit. With XLA (fc/fc) XLA fuses and orders the arithmetic its
 own way: they agree to float32 rounding (measured: 1.3e-7 relative in the losses and 5e-6 in any weight after
 six steps; the test allows 1e-5 and 1e-4), and XLA's `stateless_normal` draws other noise for the same key, which
-the test hands to the plain steps (see vae/streams.py).
+the test hands to the plain steps (see vae/run/keys.py).
 
 What it does differently, all of it for speed or for exact resumption:
 
-* the minibatch order comes from `vae.inputs.train_batch_indices`, a tf.data shuffle of the row indices repeated
+* the minibatch order comes from `vae.preprocess.train_batch_indices`, a tf.data shuffle of the row indices repeated
   pass after pass, whose batches run on across the end of a pass (no images are dropped), where `train_loop`
   shuffles each pass with numpy and drops its incomplete last batch;
 * the noise of step t is a stateless draw keyed by (seed, t) (`train_noise`), where `train_loop` draws from a
   seeded generator; so a run resumed at step t draws what an uninterrupted run would, with no generator state to
   save;
-* several steps run in one compiled call (`make_train_steps`), with XLA for the fc networks, so the fixed cost of
+* several steps run in one compiled call (`compile_steps`), with XLA for the fc networks, so the fixed cost of
   a call is paid once per call;
 * the whole training set is one in-memory tensor (as uint8 codes where that is exact, `compact_images`), and each
   step gathers its minibatch on-graph from the row indices tf.data hands it, instead of copying D floats per
@@ -29,20 +29,21 @@ What it does differently, all of it for speed or for exact resumption:
 import numpy as np
 import tensorflow as tf
 
-from vae import objectives, streams
+from vae import objectives
+from vae.run import keys
 from vae.train import rate_weight_at, train_step
 
 
 def train_noise(seed, step, batch_size, latent_dim, num_samples=None):
-  """eps for training step `step`: N(0, I), a pure function of (seed, step) (vae/streams.py).
+  """eps for training step `step`: N(0, I), a pure function of (seed, step) (vae/run/keys.py).
 
   [B, latent_dim], or [num_samples, B, latent_dim] when `num_samples` is given (the k samples of `--train_k`).
   A stateless draw rather than `train_loop`'s seeded generator: a run resumed at step t draws exactly what an
   uninterrupted run would, without saving a generator's state in the checkpoint. Inside the XLA-compiled steps
-  the same key gives other numbers than outside them (vae/streams.py).
+  the same key gives other numbers than outside them (vae/run/keys.py).
   """
   shape = [batch_size, latent_dim] if num_samples is None else [num_samples, batch_size, latent_dim]
-  return tf.random.stateless_normal(shape, seed=streams.key(seed, streams.TRAIN_NOISE, step))
+  return tf.random.stateless_normal(shape, seed=keys.key(seed, keys.TRAIN_NOISE, step))
 
 
 def compact_images(images):
@@ -94,21 +95,21 @@ def batch_gatherer(train_images, seed, dynamic_binarization=False):
     if scale is not None:
       x = tf.cast(x, tf.float32) * scale                         # exactly the float pixels
     if dynamic_binarization:
-      x = bernoulli_pixels(x, streams.key(seed, streams.DYNAMIC_BINARIZATION, step))     # [B, D] binary
+      x = bernoulli_pixels(x, keys.key(seed, keys.DYNAMIC_BINARIZATION, step))     # [B, D] binary
     return x
 
   return batch
 
 
-def make_train_steps(model, optimizer, train_images, config, jit_compile=False):
-  """Returns `train_steps(indices, first_step) -> losses`: several training steps in one compiled call.
+def compile_steps(model, optimizer, train_images, config, jit_compile=False):
+  """Returns `steps(indices, first_step) -> losses`: several training steps in one compiled call.
 
   Args:
     model: a `vae.model.VAE`.
     optimizer: a Keras optimizer (its variables are created here, before tracing).
     train_images: float32 [N, D] array holding the whole training set; it is kept in memory as a tensor
       (as uint8 codes where that is exact, see `compact_images`).
-    config: the run's `vae.config.Config`. The step reads the settings that define it: batch_size, seed,
+    config: the run's `vae.run.config.Config`. The step reads the settings that define it: batch_size, seed,
       binarize ('dynamic' draws each batch's pixels afresh), beta and kl_warmup_steps (`vae.train.rate_weight_at`),
       train_k and objective (the loss of `vae.objectives.training_loss`).
     jit_compile: compile the steps with XLA.
@@ -152,9 +153,9 @@ def make_train_steps(model, optimizer, train_images, config, jit_compile=False):
     # Without XLA: a Python loop, unrolled at trace time into S copies of the step in program order.
     return tf.stack([one_step(indices[s], first_step + s) for s in range(indices.shape[0])])   # [S]
 
-  def train_steps(indices, first_step):
+  def steps(indices, first_step):
     # Tensors, not Python numbers: a new Python step number would otherwise trace (and compile) again.
     return compiled_steps(tf.convert_to_tensor(indices, tf.int32), tf.convert_to_tensor(first_step, tf.int64))
 
-  train_steps.compiled = compiled_steps  # the tf.function itself, for tests that count its traces
-  return train_steps
+  steps.compiled = compiled_steps  # the tf.function itself, for tests that count its traces
+  return steps

@@ -1,7 +1,7 @@
-r"""Explore a trained model from its export alone: prior samples, reconstructions and interpolations.
+r"""`vae-explore` (or `python -m vae.commands.explore`): a trained model, from its export alone: prior samples, reconstructions and interpolations.
 
-    python -m vae.explore --output_dir=runs/default               # writes PNGs and a gif into runs/default/explore
-    python -m vae.explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_
+    vae-explore --output_dir=runs/default               # writes PNGs and a gif into runs/default/explore
+    vae-explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_
 
 It reads only what a run exports: `export/encoder.keras`, `export/decoder.keras` and `flags.json` (which data set
 to take test images from); no checkpoint and none of the training code. It writes
@@ -30,11 +30,11 @@ import sys
 
 from absl import flags
 
-from vae import cli
-from vae.errors import VAEError, fail
+from vae.commands import cli
+from vae.commands.errors import VAEError, fail
 
-COMMAND = cli.Command('python -m vae.explore', 'Prior samples, reconstructions and interpolations of a trained '
-                      'model, from its export alone.')
+COMMAND = cli.Command('python -m vae.commands.explore', 'Prior samples, reconstructions and interpolations of a trained '
+                      'model, from its export alone.', script='vae-explore')
 _FLAGS = COMMAND.flags
 flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.', flag_values=_FLAGS)
 flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.',
@@ -111,7 +111,7 @@ def load_export(output_dir):
   except Exception as e:  # noqa: BLE001  (any failure here means: not one of our runs)
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise VAEError(f'{output_dir} does not hold a run exported by this project ({reason[:200]})') from None
-  from vae import rundir
+  from vae.run import rundir
   saved = rundir.read_saved_flags(rundir.RunPaths(output_dir), hint='restore it from a copy of the run')
   if saved is None:
     raise VAEError(f'{output_dir} holds no flags.json beside its export, so which data set it was trained on is '
@@ -122,8 +122,9 @@ def load_export(output_dir):
 def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, seed=0, prefix='', log=print):
   """Writes the pictures described in the module docstring; returns their paths."""
   import numpy as np
-  from vae import data, gifs, inputs, viz
-  from vae.fileio import ensure_writable_dir
+  from vae import data, preprocess, viz
+  from vae.run import gifs
+  from vae.run.fileio import ensure_writable_dir
 
   encoder, decoder, saved = load_export(output_dir)
   latent_dim = int(decoder.inputs[0].shape[-1])
@@ -135,7 +136,7 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
     raise VAEError(f'--pairs={pairs} needs {2 * pairs} distinct test images, and the test set has '
                    f'{len(test_images)}; pass --pairs={len(test_images) // 2} or fewer')
   if saved.get('binarize', 'none') != 'none':  # the model was trained on binary pixels: show it the binary test set
-    test_images = inputs.binarized_test_set(test_images)
+    test_images = preprocess.binarized_test_set(test_images)
   ensure_writable_dir(save_dir, 'save directory')
   rng = np.random.default_rng(seed)
 
@@ -172,7 +173,7 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
 
 
 def explore_run(flag_values, arguments):
-  """The body of `python -m vae.explore`; returns the exit status."""
+  """The body of `python -m vae.commands.explore`; returns the exit status."""
   del arguments
   if flag_values.count < COLUMNS or flag_values.count % COLUMNS:
     return fail(f'--count must be a positive multiple of {COLUMNS}, got {flag_values.count}')
@@ -182,7 +183,7 @@ def explore_run(flag_values, arguments):
     return fail(f'--steps must be at least 2, got {flag_values.steps}')
   if flag_values.seed < 0:
     return fail(f'--seed must be >= 0, got {flag_values.seed}')
-  from vae.quiet import import_tensorflow
+  from vae.commands.quiet import import_tensorflow
   import_tensorflow()
   explore(flag_values.output_dir, flag_values.save_dir or os.path.join(flag_values.output_dir, 'explore'),
           flag_values.data_dir, flag_values.count, flag_values.pairs, flag_values.steps, flag_values.seed,
