@@ -1,4 +1,5 @@
-"""The README's flag reference against vae/run/config.py, where every setting is declared once."""
+"""The README and docs/ against the code: the flag reference against vae/run/config.py, where every setting is
+declared once; every error line; every command's paths; every link; the CI command."""
 
 import os
 import re
@@ -6,13 +7,22 @@ import re
 from vae.run.config import RESUME_KEYS, RESUME_REASONS, SETTINGS
 from conftest import REPO_ROOT
 
-README = open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8').read()
+
+
+def _read(*path):
+  return open(os.path.join(REPO_ROOT, *path), encoding='utf-8').read()
+
+
+README = _read('README.md')
+FLAGS_DOC = _read('docs', 'flags.md')
+TROUBLESHOOTING = _read('docs', 'troubleshooting.md')
+CLUSTER = _read('docs', 'cluster.md')
+INSTALLING = _read('docs', 'installing.md')
 
 
 def flag_table():
   """{flag name: default as written} of the README's flag table, in its order."""
-  section = README[README.index('\n## Flags\n'):]
-  section = section[:section.index('\n## ', 1)]
+  section = FLAGS_DOC[:FLAGS_DOC.index('| setting | why a resume must keep it |')]
   rows = re.findall(r'^\| `--(\w+)` \| `([^`]*)` \|', section, flags=re.MULTILINE)
   return dict(rows)
 
@@ -34,7 +44,7 @@ def test_the_flag_table_lists_every_setting_with_its_default():
 
 
 def test_the_resume_table_is_the_settings_a_resume_must_match_with_their_reasons():
-  section = README[README.index('| setting | why a resume must keep it |'):]
+  section = FLAGS_DOC[FLAGS_DOC.index('| setting | why a resume must keep it |'):]
   section = section[:section.index('\n\n')]
   rows = re.findall(r'^\| `--(\w+)` \| (.+) \|$', section, flags=re.MULTILINE)
   assert dict(rows) == RESUME_REASONS and [name for name, _ in rows] == list(RESUME_KEYS)
@@ -56,8 +66,7 @@ def _source_strings():
 
 
 def test_every_message_of_the_when_things_go_wrong_table_is_one_the_code_prints():
-  section = README[README.index('\n## When things go wrong\n'):]
-  section = section[:section.index('\n## ', 1)]
+  section = TROUBLESHOOTING
   messages = [m for row in re.findall(r'^\| (.+?) \| .+ \|$', section, flags=re.MULTILINE)[2:]
               for m in re.findall(r'`([^`]+)`', row) if not m.startswith('--') or ' ' in m]
   assert len(messages) > 30
@@ -79,7 +88,7 @@ def test_every_message_of_the_when_things_go_wrong_table_is_one_the_code_prints(
 
 
 def test_the_readmes_slurm_recipe_is_the_script_in_cluster():
-  block = README[README.index('```bash\n#SBATCH --array=0-9'):]
+  block = CLUSTER[CLUSTER.index('```bash\n#SBATCH --array=0-9'):]
   block = block[len('```bash\n'):block.index('```', 3)]
   script = [line.split('  #')[0].rstrip() for line in
             open(os.path.join(REPO_ROOT, 'cluster', 'seeds.sbatch'), encoding='utf-8').read().splitlines()]
@@ -122,9 +131,10 @@ def test_the_supported_pythons_the_readme_names_are_those_pyproject_toml_require
   with open(os.path.join(REPO_ROOT, 'pyproject.toml'), 'rb') as f:
     requires = SpecifierSet(tomllib.load(f)['project']['requires-python'])
   supported = [f'3.{minor}' for minor in range(0, 40) if f'3.{minor}' in requires]
-  named = re.search(r'\*\*Python (3\.\d+), (3\.\d+) or (3\.\d+)\.\*\*', README)
+  named = re.search(r'\*\*Python (3\.\d+), (3\.\d+) or (3\.\d+)\.\*\*', INSTALLING)
   assert named and list(named.groups()) == supported
-  assert f"not in '{requires}'" in README  # the line pip prints on any other Python
+  assert f"not in '{requires}'" in INSTALLING  # the line pip prints on any other Python
+  assert f'Python {supported[0]} to {supported[-1]}' in README  # the line pip prints on any other Python
 
 
 def _anchor(heading):

@@ -100,4 +100,4 @@ def test_wall_time_active_units_and_mixed_k_cells_are_the_runs_own(runs, tmp_pat
   assert row[4] == f'{statistics.mean(units):.1f} ± {statistics.stdev(units):.1f} / 2'
   assert row[5] == f'{statistics.mean(seconds):.0f} ± {statistics.stdev(seconds):.0f}'
   assert report.main(['python -m vae.commands.report']) == 1
-  assert capsys.readouterr().err == 'error: name at least one run directory, e.g. python -m vae.commands.report runs/*\n'
+  assert capsys.readouterr().err == 'error: name at least one run directory, e.g. vae-report runs/*\n'

@@ -161,7 +161,7 @@ class VAE(tf.Module):
   A `tf.Module` rather than a `keras.Model`: it has no layers and no training machinery of its own, only the two
   Keras networks and the maths that joins them, and tf.Module is the plain TensorFlow container that gives it
   `trainable_variables` for the gradient tape. The model knows nothing about training loops, optimisers or data:
-  `vae.train` drives it.
+  vae/train.py's `train_step` drives it (run.py through vae/run/engine.py, which runs that step).
   """
 
   def __init__(self, encoder, decoder, name='vae'):

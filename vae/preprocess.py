@@ -6,8 +6,8 @@ H, W, C = 28, 28, 1 and D = 784. The convolutional networks reshape x back to (H
 
 Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli distributions, one per pixel:
 
-* 'none' (the original script's choice): the grey levels themselves are the Bernoulli targets. The
-  cross-entropy is then not a normalised likelihood, so the numbers are not comparable with published ones.
+* 'none' (the original script's choice): the grey levels themselves are the Bernoulli targets (what that means
+  for the numbers: vae/model.py, "Pixels").
 * 'dynamic' (Burda et al. [1]): every time an image is used, each pixel is replaced by a fresh draw
   Bernoulli(intensity); the draw happens inside the training step (vae/run/engine.py).
 * 'static': one fixed binarised copy of the training set, drawn with the run's --seed, made before training.
@@ -15,7 +15,7 @@ Pixel targets (`--binarize`). The likelihood p(x|z) is a product of Bernoulli di
 With either, the test set is binarised once, with Bernoulli(intensity) draws from a key that does not depend on
 --seed (`binarized_test_set`): every run, whatever its seed, is scored on the same binary test set, so runs with
 different seeds differ only by what they learnt (the draws are `binarized(images, 0, counter=1)`).
-`python -m vae.commands.explore` shows a binarised model the same images.
+`vae-explore` shows a binarised model the same images.
 
 Minibatch order: each pass over the data is a fresh permutation (sampling without replacement, like the
 original `next_batch`), fixed by the seed.

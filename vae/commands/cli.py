@@ -51,7 +51,8 @@ class Command:
 
   def help_text(self):
     usage = f'usage: {self.program} [--flag=value ...]' + (f' {self.arguments}' if self.arguments else '')
-    lines = [usage, '', self.summary.strip(), '', 'flags:']
+    lines = [usage, '', self.summary.strip(), '',
+             'flags (--flagfile=FILE reads more from FILE, one per line; a flag after it overrides the file\'s):']
     for name, flag in self.flags._flags().items():  # in the order they were defined
       if name != flag.name:  # a short alias
         continue
@@ -81,8 +82,8 @@ class Command:
       self.flags.unparse_flags()  # a fresh parse for every command line (the tests run several in one process)
       try:
         arguments = self.flags(list(argv))[1:]
-      except flags.Error as e:
-        return fail(f'{e} (see {self.program} --help)')
+      except flags.Error as e:  # absl prefixes some of its messages, an unreadable --flagfile's, with 'ERROR::'
+        return fail(f'{str(e).removeprefix("ERROR:: ")} (see {self.program} --help)')
       if arguments and not self.arguments:
         return fail(f'unexpected arguments: {" ".join(arguments)} (flags look like --name=value)')
       _quiet_absl_logging()

@@ -1,4 +1,5 @@
-r"""`vae-explore` (or `python -m vae.commands.explore`): a trained model, from its export alone: prior samples, reconstructions and interpolations.
+r"""`vae-explore` (or `python -m vae.commands.explore`): a trained model's prior samples, reconstructions and
+interpolations, from its export alone.
 
     vae-explore --output_dir=runs/default               # writes PNGs and a gif into runs/default/explore
     vae-explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_

@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: import TensorFlow without its C++ start-up lines on the terminal.
+"""Import TensorFlow without its C++ start-up lines on the terminal.
 
 While `import tensorflow` loads its shared libraries, each of two of them logs, through absl's C++ logging
 before anything has initialised it, a banner such as

@@ -1,4 +1,5 @@
-r"""Many runs, one table: `vae-report DIR [DIR ...]` (or `python -m vae.commands.report`) prints a markdown table of finished runs.
+r"""Many runs, one table: `vae-report DIR [DIR ...]` (or `python -m vae.commands.report`) prints a markdown table
+of finished runs.
 
     vae-report runs/*                      # one row per setting, seeds grouped
     vae-report --group_seeds=false runs/*  # one row per run
@@ -114,7 +115,7 @@ def table(runs, group_seeds=True):
 def report(flag_values, directories):
   """The body of `python -m vae.commands.report`; returns the exit status."""
   if not directories:
-    raise VAEError('name at least one run directory, e.g. python -m vae.commands.report runs/*')
+    raise VAEError('name at least one run directory, e.g. vae-report runs/*')
   runs = {}
   for directory in directories:
     run = read_run(directory)

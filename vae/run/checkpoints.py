@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: a run's checkpoints on disk, written, kept and opened.
+"""A run's checkpoints on disk, written, kept and opened.
 
 A checkpoint is the pair of files `ckpt-STEP.index` and `ckpt-STEP.data-00000-of-00001` in the run's
 `checkpoints/`, named by the global step it holds. What is on disk is the only record this package reads: the

@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: the compiled training engine that run.py uses.
+"""The compiled training engine that run.py uses.
 
 What it shares with `vae.train.train_loop`, the loop a first reading meets: the step itself, `vae.train.train_step`
 with the loss vae/objectives.py builds for --objective and --train_k, the rate weighed by the same

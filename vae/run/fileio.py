@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: atomic file writes and the run lock.
+"""Atomic file writes and the run lock.
 
 A run can be killed at any instant (Ctrl-C, an out-of-memory kill, a full disk). To make sure a file on disk is
 always either the old complete version or the new complete version, never half of one, every file this package

@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: frames as PNG files, and gifs assembled from them.
+"""Frames as PNG files, and gifs assembled from them.
 
 The canvas gif runs in *log time*, as the original did: the decoder changes most in the first epochs, so frame i
 is shown for a time proportional to log(i + 2) - log(i + 1). With 100 epochs the first epoch alone is on screen as

@@ -11,21 +11,21 @@ The first half is the seed alone and the second holds (tag, counter) in disjoint
 stream can run into another however long it gets. numpy draws use `numpy_generator`, whose seed sequence takes
 the triple itself.
 
-| tag | stream                 | counter                                             | drawn in    |
-|-----|------------------------|-----------------------------------------------------|-------------|
-| 1   | training noise eps     | the step ([B, d], or [k, B, d] with --train_k = k)  | engine.py   |
-| 2   | evaluation noise eps   | 0 (one draw per run)                                | evaluate.py |
-| 3   | IWAE samples           | chunk (image offset, sample)                        | evaluate.py |
-| 4   | dynamic binarisation   | the step                                            | engine.py   |
-| 5   | fixed binarised copies | 0 training set (--seed), 1 test set (seed 0 always) | inputs.py   |
-| 6   | frame inputs           | 0 prior samples, 1 posterior                        | viz.py      |
+| tag | stream                 | counter                                             | drawn in      |
+|-----|------------------------|-----------------------------------------------------|---------------|
+| 1   | training noise eps     | the step ([B, d], or [k, B, d] with --train_k = k)  | run/engine.py |
+| 2   | evaluation noise eps   | 0 (one draw per run)                                | evaluate.py   |
+| 3   | IWAE samples           | chunk (image offset, sample)                        | evaluate.py   |
+| 4   | dynamic binarisation   | the step                                            | run/engine.py |
+| 5   | fixed binarised copies | 0 training set (--seed), 1 test set (seed 0 always) | preprocess.py |
+| 6   | frame inputs           | 0 prior samples, 1 posterior                        | viz.py        |
 
 Weight initialisation (Keras's seeded initialisers) and the minibatch order (tf.data's seeded shuffle) derive
 from --seed through their own generators, which are separate from these.
 
 One caveat: a stateless draw is a function of its key *and of where it runs*. Inside an XLA-compiled function
 `tf.random.stateless_normal` returns other numbers for the same key than outside one. The training noise of
-fc/fc runs is drawn inside the XLA-compiled steps and that of every other pair outside (vae/run/epochs.py's
+fc/fc runs is drawn inside the XLA-compiled steps and that of every other pair outside (vae/run/state.py's
 `use_xla`), so a run, its reruns and its resumptions always draw the same numbers; the dynamic binarisation is
 compiled on its own on both paths (engine.py's `bernoulli_pixels`), so its pixels do not depend on the path.
 """

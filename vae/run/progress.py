@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: the progress bar and the phase timer of the epoch loop.
+"""The progress bar and the phase timer of the epoch loop.
 
 On a terminal the line is redrawn in place (`\r`) as steps complete; when output goes to a file or a pipe only the
 finished line is written, so logs stay readable.

@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: a run's output directory and the files in it.
+"""A run's output directory and the files in it.
 
     flags.json        the flags of the run (what `--eval_only` and a resumed run read back)
     metrics.csv       one row per epoch: METRICS_HEADER (the data set's name first)

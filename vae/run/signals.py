@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: the signals that stop a command, and stopping a run at a step.
+"""The signals that stop a command, and stopping a run at a step.
 
 Four signals mean "stop": SIGINT (Ctrl-C), SIGTERM (what `kill` sends, and what SLURM and most schedulers send
 at a time limit or on preemption), SIGHUP (the terminal closed) and SIGUSR1 (what a batch script can ask SLURM

@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: fetch a file from public mirrors, verified, atomically.
+"""Fetch a file from public mirrors, verified, atomically.
 
 Mirrors are tried in turn; each file is checked against its published SHA-256 checksum and written through a
 temporary file that is renamed onto the final name only once the checksum matches, so an interrupted or

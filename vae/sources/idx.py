@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: parse and validate IDX files (the format of MNIST and Fashion-MNIST).
+"""Parse and validate IDX files (the format of MNIST and Fashion-MNIST).
 
 The IDX format (LeCun et al.) is a big-endian header followed by raw uint8 pixels:
 

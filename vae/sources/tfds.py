@@ -1,4 +1,4 @@
-"""Infrastructure, skip on a first reading: image data sets from TensorFlow Datasets (TFDS), e.g. kmnist, cifar10.
+"""Image data sets from TensorFlow Datasets (TFDS), e.g. kmnist, cifar10.
 
 Any TFDS data set with an `image` feature of fully defined shape (H, W, C) and an integer `label` (a ClassLabel)
 works: its `train` and `test` splits become a `vae.preprocess.Dataset`, pixels scaled to [0, 1] and flattened, labels
