@@ -4,6 +4,8 @@ job of at most 300 lines, and no import cycle between the package's modules, laz
 import ast
 import glob
 import os
+import subprocess
+import sys
 
 from conftest import REPO_ROOT
 
@@ -72,3 +74,30 @@ def test_the_tutorial_imports_nothing_of_the_commands_but_their_errors():
     commands = {m for m in _imports(modules[f'vae.{name}'], modules) if m.startswith('vae.commands')}
     assert commands <= {'vae.commands.errors'}, (name, commands)
 
+
+
+def test_pip_install_of_the_package_gives_the_four_commands_working_from_any_directory(tmp_path):
+  # A plain (not editable) install, offline, with the build backend the test tools install: what `pip install .`
+  # puts into an environment, here into a directory of its own that comes first on the path.
+  site = tmp_path / 'site'
+  install = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-index',
+                            '--no-build-isolation', '--target', str(site), REPO_ROOT],
+                           capture_output=True, text=True)
+  assert install.returncode == 0, install.stderr
+  assert {'run', 'sources', 'commands', 'model.py'} <= set(os.listdir(site / 'vae'))
+  elsewhere = tmp_path / 'elsewhere'
+  elsewhere.mkdir()
+  env = dict(os.environ, PYTHONPATH=str(site))
+  for script, program in (('vae-run', 'vae-run'), ('vae-plain-loop', 'vae-plain-loop'),
+                          ('vae-explore', 'vae-explore'), ('vae-report', 'vae-report')):
+    result = subprocess.run([str(site / 'bin' / script), '--help'], cwd=elsewhere, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and result.stdout.startswith(f'usage: {program} '), (script, result.stderr)
+  # The package the commands run is the installed copy, not the clone.
+  where = subprocess.run([sys.executable, '-c', 'import vae.commands.run as r; print(r.__file__)'], cwd=elsewhere,
+                         env=env, capture_output=True, text=True)
+  assert where.stdout.strip().startswith(str(site))
+  refused = subprocess.run([str(site / 'bin' / 'vae-run'), '--epochs=0'], cwd=elsewhere, env=env,
+                           capture_output=True, text=True)
+  assert (refused.returncode, refused.stderr) == (1, 'error: --epochs must be a positive integer, got 0\n')
+  assert os.listdir(elsewhere) == []
