@@ -87,10 +87,25 @@ def everything_a_run_wrote(output_dir):
   return files
 
 
-def test_sigterm_mid_epoch_a_second_run_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
-  # The CPU path does not matter here (the reruns of tests/test_run.py cover both): the uninterrupted reference
-  # is trained in this process, the stopped run as a user runs it. The run stops itself at a known step or right
-  # after a known epoch's checkpoint, so that each signal lands mid-run however fast or slow the machine is.
+def stop_line(signum, step, where, output_dir):
+  return (f'error: stopped by {signal.Signals(signum).name} at step {step} ({where}); the run is checkpointed there '
+          f'in {output_dir}/checkpoints. Run the same command again to resume')
+
+
+def stop_with(process, signum):
+  """Sends `signum` to the paused run, lets it go on, and returns its exit status and stderr lines."""
+  process.send_signal(signum)
+  process.send_signal(signal.SIGCONT)
+  _, stderr = process.communicate(timeout=HANG_GUARD_S)
+  return process.returncode, stderr.splitlines()
+
+
+def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
+  # One run directory, stopped in turn by each signal the README names (Ctrl-C, SIGUSR1 at an epoch's end, SIGTERM,
+  # SIGHUP), then killed outright, and resumed after each. The CPU path does not matter here (the reruns of
+  # tests/test_run.py cover both): the uninterrupted reference is trained in this process, the stopped run as a
+  # user runs it. The run pauses itself at a known step or right after a known epoch's checkpoint, so that each
+  # signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   num_epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (STEPS_PER_CALL)
@@ -98,46 +113,63 @@ def test_sigterm_mid_epoch_a_second_run_and_a_kill_then_resuming_end_equal_to_an
           '--eval_k=2']  # fc/fc: the XLA path of the default run
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
-  process = start(args, stopped, pause_at_step=30)
+  process = start(args, stopped, pause_at_step=10)
   second = None
   try:
+    # Ctrl-C halfway through epoch 1: the steps under way finish, the run saves at step 10 and exits 128 + 2.
+    wait_until_paused(process)
+    assert stop_with(process, signal.SIGINT) == (130, [stop_line(signal.SIGINT, 10, '10 of the 20 steps of epoch 1 '
+                                                                 'done', stopped)])
+    assert checkpointed_steps(stopped) == [10]
+
+    # SIGUSR1 (a scheduler's warning before its time limit) as epoch 1's last call ends: the epoch is completed,
+    # evaluated and checkpointed, and the run stops after it.
+    process = start(args, stopped, pause_at_step=20)
+    wait_until_paused(process)
+    assert stop_with(process, signal.SIGUSR1) == (128 + signal.SIGUSR1,
+                                                  [stop_line(signal.SIGUSR1, 20, 'after epoch 1 of 3', stopped)])
+    assert checkpointed_steps(stopped) == [20, 10] and completed_epochs(stopped) == 1
+
+    process = start(args, stopped, pause_at_step=30)
     wait_until_paused(process)
     # While it holds the directory, a second run on it is refused, and the first goes on afterwards. The
     # uninterrupted reference trains in this process while the second one starts.
     second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
                      env=user_env())
     train_run(Config(data_dir=mnist_dir, output_dir=str(whole), epochs=num_epochs, updates_per_epoch=updates,
-                           batch_size=16, eval_k=2), log=lambda *args: None)
+                     batch_size=16, eval_k=2), log=lambda *args: None)
     refused = second.finished()
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or '
                                            f'choose another --output_dir']
     assert process.poll() is None
-    # SIGTERM (a scheduler's time limit) halfway through epoch 2: the steps under way finish, the run saves at
-    # step 30 and exits 128 + 15 with one line.
-    process.send_signal(signal.SIGTERM)
-    process.send_signal(signal.SIGCONT)
-    _, stderr = process.communicate(timeout=HANG_GUARD_S)
-    assert process.returncode == 143 and checkpointed_steps(stopped) == [30, 20]
-    assert stderr.splitlines() == [f'error: stopped by SIGTERM at step 30 (10 of the 20 steps of epoch 2 done); the '
-                                   f'run is checkpointed there in {stopped}/checkpoints. Run the same command again '
-                                   f'to resume']
+    # SIGTERM (a scheduler's time limit) halfway through epoch 2.
+    assert stop_with(process, signal.SIGTERM) == (143, [stop_line(signal.SIGTERM, 30, '10 of the 20 steps of epoch 2 '
+                                                                  'done', stopped)])
+    assert checkpointed_steps(stopped) == [30, 20]
 
-    # Resumed at that step, then killed outright once epoch 2 is checkpointed: nothing more is saved.
-    process = start(args, stopped, pause_after_epoch=2)
+    # SIGHUP (the terminal closed) halfway through epoch 3, after epoch 2's checkpoint.
+    process = start(args, stopped, pause_at_step=50)
     wait_until_paused(process)
-    assert completed_epochs(stopped) == 2
+    assert stop_with(process, signal.SIGHUP) == (129, [stop_line(signal.SIGHUP, 50, '10 of the 20 steps of epoch 3 '
+                                                                 'done', stopped)])
+    assert checkpointed_steps(stopped) == [50, 40]
+
+    # Resumed at that step, then killed outright once the last epoch is checkpointed: nothing more is written.
+    process = start(args, stopped, pause_after_epoch=3)
+    wait_until_paused(process)
+    assert completed_epochs(stopped) == 3
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=HANG_GUARD_S)
   finally:
     end(process)
     if second:
       second.stop()
-  assert checkpointed_steps(stopped) == [40, 30]
+  assert checkpointed_steps(stopped) == [60, 50] and not (stopped / 'evaluation.json').exists()
 
   finished = run_py(*args, f'--output_dir={stopped}')
   assert finished.returncode == 0, finished.stderr
-  assert f'resuming after epoch 2 (step {2 * updates})' in finished.stdout
+  assert f'resuming after epoch 3 (step {3 * updates})' in finished.stdout
   expected, got = everything_a_run_wrote(whole), everything_a_run_wrote(stopped)
   assert sorted(got) == sorted(expected)
   assert {'metrics.csv', 'evaluation.json', 'spread.gif', 'canvas.gif',

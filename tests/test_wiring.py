@@ -1,13 +1,15 @@
 """From a setting to the training step, through real runs: what each step of `epochs.start_or_resume` receives.
 
 A recorder sits at the entrance of the training step (`engine.train_step`, whatever the objective) and writes
-down, for every global step, the pixels x the step trains on and the weight of the rate. It reads the step number
-from the optimiser's own counter, which the checkpoint restores, so a resumed run's steps are keyed as an
-uninterrupted run's are. The recorder is a `tf.py_function`, which XLA cannot compile, so these runs take the
+down, for every global step, the pixels x the step trains on, its noise eps and the weight of the rate. It reads
+the step number from the optimiser's own counter, which the checkpoint restores, so a resumed run's steps are keyed
+as an uninterrupted run's are. The recorder is a `tf.py_function`, which XLA cannot compile, so these runs take the
 engine's other path (the unrolled steps that conv runs take); the step itself is the same code either way.
 
-The training set is one batch (16 images, --batch_size=16), so every step sees every image, in some order: the
-set of rows a step trains on tells which pixels it got, with no need to know the minibatch order.
+Each epoch is six steps, a compiled call of four and one of two (the steps per call are set to four here, from
+run.py's ten, to keep the traces short), so a schedule computed per call instead of per global step shows. Every step is checked against what this file computes without the engine: the
+minibatch order from tf.data's seeded shuffle of the row indices, the rate's weight beta * min(1, t / warm-up),
+the noise and the dynamic binarisation as stateless draws with the keys vae/run/keys.py documents.
 """
 
 import csv
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import data
+from vae import data, preprocess
 from vae.run import engine, epochs
 from vae.run.config import Config
 from vae.run import record
@@ -26,7 +28,8 @@ from vae.run import state
 from conftest import train_run, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
-UPDATES, EPOCHS, BATCH = 2, 2, 16
+UPDATES, EPOCHS, BATCH, NUM_TRAIN, SEED = 6, 2, 16, 48, 0
+STEPS_PER_CALL = 4  # down from run.py's ten, so that the unrolled calls trace quickly: each epoch is two calls
 
 
 @pytest.fixture
@@ -34,18 +37,19 @@ def recorded_steps(monkeypatch):
   """{global step: (x [B, D], rate weight)} of every training step run while the test runs."""
   seen = {}
 
-  def record(step, x, weight):
-    seen[int(step.numpy())] = (x.numpy().copy(), float(weight.numpy()))
+  def record(step, x, eps, weight):
+    seen[int(step.numpy())] = (x.numpy().copy(), float(weight.numpy()), eps.numpy().copy())
 
   def recorded(step_fn, weight_position):
     def step(model, optimizer, x, eps, *args):
       weight = args[weight_position] if len(args) > weight_position else tf.constant(1.0)
-      tf.py_function(record, [optimizer.iterations, x, weight], [])
+      tf.py_function(record, [optimizer.iterations, x, eps, weight], [])
       return step_fn(model, optimizer, x, eps, *args)
     return step
 
   monkeypatch.setattr(engine, 'train_step', recorded(engine.train_step, 0))          # (rate_weight, loss)
   monkeypatch.setattr(state, 'use_xla', lambda *architectures: False)
+  monkeypatch.setattr(state, 'STEPS_PER_CALL', STEPS_PER_CALL)
   return seen
 
 
@@ -60,9 +64,21 @@ def checkpointed_values(output_dir):
           if name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
 
 
-def rows(x):
-  """The set of images a step trained on, whatever their order: sorted rows as bytes."""
-  return sorted(row.tobytes() for row in x)
+def expected_batches(steps):
+  """The row indices of steps 0 .. steps-1: a shuffle of all rows with the seed, reshuffled each pass, with batches
+  running on across passes."""
+  order = (tf.data.Dataset.range(NUM_TRAIN).shuffle(NUM_TRAIN, seed=SEED, reshuffle_each_iteration=True).repeat()
+           .batch(BATCH, drop_remainder=True).take(steps))
+  return [batch.numpy() for batch in order]
+
+
+def stateless_key(tag, step):
+  return tf.constant([SEED, (tag << 40) + step], tf.int64)  # vae/run/keys.py: [seed, tag * 2**40 + counter]
+
+
+@tf.function(jit_compile=True)  # TensorFlow draws Threefry numbers only under XLA
+def threefry_uniforms(shape, key):
+  return tf.random.stateless_uniform(shape, seed=key, alg='threefry')
 
 
 def is_binary(x):
@@ -70,25 +86,25 @@ def is_binary(x):
 
 
 SETTINGS = {
-    'grey, warm-up': dict(binarize='none', beta=0.5, kl_warmup_steps=3),
+    'grey, warm-up': dict(binarize='none', beta=0.5, kl_warmup_steps=9),
     'dynamic, k=3 elbo': dict(binarize='dynamic', train_k=3, objective='elbo'),
     'static, k=3 iwae': dict(binarize='static', train_k=3, objective='iwae'),
 }
 
 
 @pytest.mark.parametrize('name', list(SETTINGS))
-def test_each_step_trains_on_the_pixels_and_weight_its_settings_say_and_reruns_and_resumes_bit_for_bit(
+def test_each_step_trains_on_the_pixels_noise_and_weight_its_settings_say_and_reruns_and_resumes_bit_for_bit(
     tmp_path, recorded_steps, name):
   settings = SETTINGS[name]
   mnist_dir = str(tmp_path / 'mnist')
-  write_mnist(mnist_dir, num_train=BATCH, num_test=32)
+  write_mnist(mnist_dir, num_train=NUM_TRAIN, num_test=32)
   grey = data.load('mnist', mnist_dir, mirrors=()).train_images
 
   def run(directory, epochs=EPOCHS):
     recorded_steps.clear()
     train_run(Config(data_dir=mnist_dir, output_dir=str(tmp_path / directory), epochs=epochs,
-                           updates_per_epoch=UPDATES, batch_size=BATCH, eval_k=2, do_viz=False,
-                           learning_rate=1e-3, **settings), log=QUIET)
+                     updates_per_epoch=UPDATES, batch_size=BATCH, eval_k=2, do_viz=False, learning_rate=1e-3,
+                     seed=SEED, latent_dim=2, **settings), log=QUIET)
     return dict(recorded_steps)
 
   # The same command twice: once through, and once stopped after its first epoch and resumed. The first part of
@@ -100,25 +116,30 @@ def test_each_step_trains_on_the_pixels_and_weight_its_settings_say_and_reruns_a
   steps = EPOCHS * UPDATES
   assert sorted(whole) == list(range(steps))
   assert sorted(rerun) == list(range(UPDATES)) and sorted(resumed) == list(range(UPDATES, steps))
-  for step, (x, weight) in {**rerun, **resumed}.items():
+  for step, (x, weight, eps) in {**rerun, **resumed}.items():
     np.testing.assert_array_equal(x, whole[step][0])
     assert weight == whole[step][1]
+    np.testing.assert_array_equal(eps, whole[step][2])
 
-  # The rate's weight at global step t, in the resumed process too: beta * min(1, t / warm-up steps).
   beta, warmup = settings.get('beta', 1.0), settings.get('kl_warmup_steps', 0)
-  for step, (_, weight) in resumed.items():
-    expected = beta * min(1.0, step / warmup) if warmup else beta
-    assert weight == pytest.approx(expected, rel=1e-6), step
-
-  pixels = [whole[step][0] for step in range(steps)]
-  if settings['binarize'] == 'none':  # the grey images themselves
-    assert all(rows(x) == rows(grey) for x in pixels)
-  else:
-    assert all(is_binary(x) for x in pixels)
-    assert abs(np.mean(pixels) - grey.mean()) < 0.02  # Bernoulli(intensity) keeps the mean intensity
-    distinct = {tuple(rows(x)) for x in pixels}
-    # static: one binarised copy, the same at every step; dynamic: new draws at every step.
-    assert len(distinct) == (1 if settings['binarize'] == 'static' else steps)
+  k = settings.get('train_k', 1)
+  targets = {'none': grey, 'dynamic': grey, 'static': preprocess.binarized(grey, SEED, counter=0)}[settings['binarize']]
+  for step, indices in enumerate(expected_batches(steps)):
+    x, weight, eps = whole[step]
+    # The rate's weight at global step t: beta * min(1, t / warm-up steps).
+    assert weight == pytest.approx(beta * min(1.0, step / warmup) if warmup else beta, rel=1e-6), step
+    # The noise of step t: one stateless normal draw keyed by (seed, t), [B, d], or [k, B, d] with k samples.
+    shape = [BATCH, 2] if k == 1 and settings.get('objective', 'elbo') == 'elbo' else [k, BATCH, 2]
+    np.testing.assert_array_equal(eps, tf.random.stateless_normal(shape, seed=stateless_key(1, step)).numpy(),
+                                  err_msg=f'noise of step {step}')
+    # The rows of the seeded shuffle, in its order; with dynamic binarisation, drawn afresh with step t's key.
+    expected = targets[indices]
+    if settings['binarize'] == 'dynamic':
+      uniforms = threefry_uniforms(tf.constant(expected.shape), stateless_key(4, step)).numpy()
+      expected = (uniforms < expected).astype(np.float32)
+    np.testing.assert_array_equal(x, expected, err_msg=f'pixels of step {step}')
+  if settings['binarize'] != 'none':
+    assert all(is_binary(whole[step][0]) for step in whole)
 
   metrics = metrics_without_time(tmp_path / 'whole')
   assert metrics_without_time(tmp_path / 'resumed') == metrics
