@@ -52,6 +52,7 @@ def test_checks_that_need_no_tensorflow_come_before_it():
       ('run', ['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
       ('run', ['--objective=iwae', '--beta=2'], '--objective=iwae trains the importance-weighted bound'),
       ('run', ['--encoder_architecture=conv', '--dataset=mnist', '--eval_only', '--fresh'], '--eval_only evaluates'),
+      ('run', ['--likelihood=continuous_bernoulli', '--binarize=static'], '--likelihood=continuous_bernoulli is a'),
       ('vae.commands.plain_loop', ['--steps=0'], '--steps must be a positive integer, got 0'),
       ('vae.commands.explore', ['--count=7'], '--count must be a positive multiple of 10, got 7'),
       ('vae.commands.report', [], 'name at least one run directory'),

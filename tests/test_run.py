@@ -147,6 +147,12 @@ REFUSALS = [
     ('--objective=iwae --kl_warmup_steps=10', '--objective=iwae trains the importance-weighted bound, which has no '
                                               'rate term to weigh: it needs --beta=1 and --kl_warmup_steps=0 (use '
                                               '--objective=elbo for a beta-VAE or a warm-up)'),
+    ('--likelihood=continuous_bernoulli --binarize=dynamic', '--likelihood=continuous_bernoulli is a density for '
+                                                              'grey levels; binary targets (--binarize=dynamic) have '
+                                                              'the Bernoulli likelihood: pass --likelihood=bernoulli '
+                                                              'or --binarize=none'),
+    ('--likelihood=gaussian', 'flag --likelihood=gaussian: value should be one of <bernoulli|continuous_bernoulli> '
+                              '(see python run.py --help)'),
     ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
     ('--no_such_flag=1', "Unknown command line flag 'no_such_flag' (see python run.py --help)"),
     ('surplus', 'unexpected arguments: surplus (flags look like --name=value)'),

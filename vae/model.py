@@ -3,7 +3,8 @@
 Generative model and approximate posterior (Kingma & Welling [1]):
 
     p(z)   = N(0, I)                                   standard normal prior, z in R^latent_dim
-    p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns D logits
+    p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i))    decoder f returns D logits (or the continuous
+                                                       Bernoulli, `--likelihood`: below)
     q(z|x) = N(mu(x), diag(sigma^2(x)))                encoder returns mu and log sigma^2
 
 For every image the ELBO bounds the log-likelihood from below. Multiply and divide by q(z|x) inside the integral,
@@ -40,6 +41,25 @@ and so does this default. With grey targets -log p(x|z) is the binary cross-entr
 likelihood (its minimum is the pixel entropy, not 0), so the numbers are not comparable with published
 log-likelihoods on binarised MNIST.
 
+The continuous Bernoulli [4] (`--likelihood=continuous_bernoulli`) is the density on [0, 1] that the Bernoulli's
+formula becomes once normalised: with lambda = sigmoid(l) for the decoder's logit l,
+
+    p(x | lambda) = C(lambda) lambda^x (1 - lambda)^(1 - x),   x in [0, 1]
+    C(lambda)     = 1 / int_0^1 lambda^x (1 - lambda)^(1 - x) dx = 2 artanh(1 - 2 lambda) / (1 - 2 lambda),
+                    C(1/2) = 2.
+
+Written with the logit, 1 - 2 lambda = -tanh(l / 2) and artanh(1 - 2 lambda) = -l / 2, so C = l / tanh(l / 2):
+its log is log|l| - log|tanh(l / 2)|, which has no overflow for any l (log C ~ log|l| for large |l|), and near
+l = 0 (lambda = 1/2, where both l and tanh(l / 2) vanish) the Taylor series log C = log 2 + l^2/12 - 7 l^4/1440
++ O(l^6) replaces it (`continuous_bernoulli_log_norm`). Its distortion is the Bernoulli's cross-entropy minus
+sum_i log C(l_i), so training, the test ELBO and the importance-weighted estimate all use it through `distortion`.
+Its ELBO and log-likelihood are those of a density over [0, 1]^D. Its mean is not lambda:
+
+    E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = lambda / tanh(l / 2) - 1 / l,
+    E[x] = 1/2 + l/12 - l^3/720 + O(l^5) near l = 0                               (`likelihood_mean`)
+
+and the pictures of vae/viz.py show the mean of the likelihood the run trained, for either.
+
 x is an image flattened to D values in [0, 1] (D = 784 for MNIST's 28x28 grey pixels; for colour images each of the
 three channels of a pixel is a Bernoulli variable of its own, see vae/preprocess.py).
 
@@ -50,6 +70,8 @@ References:
   [2] A. Alemi et al. Fixing a Broken ELBO. ICML 2018. https://arxiv.org/abs/1711.00464
   [3] Y. Burda, R. Grosse, R. Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
       https://arxiv.org/abs/1509.00519
+  [4] G. Loaiza-Ganem, J. P. Cunningham. The continuous Bernoulli: fixing a pervasive error in variational
+      autoencoders. NeurIPS 2019. https://arxiv.org/abs/1907.06845
 """
 
 import math
@@ -57,6 +79,10 @@ import math
 import tensorflow as tf
 
 LOG_2PI = math.log(2.0 * math.pi)
+LIKELIHOODS = ('bernoulli', 'continuous_bernoulli')
+# Below this |logit| the Taylor series replace the closed forms, whose two factors both vanish at l = 0; their
+# first omitted terms are below 1e-9 there, far under float32's resolution.
+TAYLOR_BELOW = 0.1
 
 
 def reparameterize(mean, log_var, eps):
@@ -94,22 +120,64 @@ def rate(mean, log_var):
   return tf.reduce_sum(rate_per_dimension(mean, log_var), axis=-1)
 
 
-def distortion(x, logits):
-  """-log p(x|z) for independent Bernoulli pixels with the given logits, per example, in nats.
+def continuous_bernoulli_log_norm(logits):
+  """log C(lambda) of the continuous Bernoulli with lambda = sigmoid(l), element-wise: [...] -> [...].
 
+  log C = log(l / tanh(l / 2)) = log|l| - log|tanh(l / 2)|, and log 2 + l^2/12 - 7 l^4/1440 for |l| < TAYLOR_BELOW
+  (see the module's docstring). The closed form is evaluated at a safe l where the series is used, so that
+  neither branch's gradient is NaN.
+  """
+  small = tf.abs(logits) < TAYLOR_BELOW
+  safe = tf.where(small, tf.ones_like(logits), logits)
+  closed = tf.math.log(tf.abs(safe)) - tf.math.log(tf.abs(tf.tanh(0.5 * safe)))
+  square = tf.square(logits)
+  series = math.log(2.0) + square / 12.0 - 7.0 * tf.square(square) / 1440.0
+  return tf.where(small, series, closed)
+
+
+def distortion(x, logits, likelihood='bernoulli'):
+  """-log p(x|z) for independent pixels with the given logits, per example, in nats.
+
+  Bernoulli (the default):
   -log p(x|z) = sum_i [ -x_i log sigmoid(l_i) - (1 - x_i) log(1 - sigmoid(l_i)) ]
               = sum_i [ max(l_i, 0) - l_i x_i + log(1 + exp(-|l_i|)) ]
 
   The second form (what `tf.nn.sigmoid_cross_entropy_with_logits` computes) never takes the log of a sigmoid
-  that has rounded to 0 or 1, so it stays finite for any logits.
+  that has rounded to 0 or 1, so it stays finite for any logits. The continuous Bernoulli subtracts its log
+  normaliser from each pixel's term: -log p(x|z) = sum_i [ cross-entropy_i - log C(l_i) ].
 
   Args:
     x: [B, D] targets in [0, 1] (grey levels or binarised pixels).
     logits: [B, D] decoder outputs.
+    likelihood: 'bernoulli' or 'continuous_bernoulli'.
   Returns:
     [B]
   """
-  return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), axis=-1)
+  per_pixel = tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)          # [B, D]
+  if likelihood == 'continuous_bernoulli':
+    per_pixel = per_pixel - continuous_bernoulli_log_norm(logits)
+  return tf.reduce_sum(per_pixel, axis=-1)
+
+
+def mean_logits(logits, likelihood='bernoulli'):
+  """Logits whose sigmoid is the likelihood's mean: `logits` themselves for the Bernoulli, logit(E[x]) for the
+  continuous Bernoulli. [...] -> [...]"""
+  if likelihood == 'bernoulli':
+    return logits
+  mean = likelihood_mean(logits, likelihood)
+  return tf.math.log(mean) - tf.math.log1p(-mean)
+
+
+def likelihood_mean(logits, likelihood='bernoulli'):
+  """E[x] under p(x|z), element-wise: sigmoid(l) for the Bernoulli; for the continuous Bernoulli
+  sigmoid(l) / tanh(l / 2) - 1 / l, and 1/2 + l/12 - l^3/720 for |l| < TAYLOR_BELOW. [...] -> [...]."""
+  if likelihood == 'bernoulli':
+    return tf.sigmoid(logits)
+  small = tf.abs(logits) < TAYLOR_BELOW
+  safe = tf.where(small, tf.ones_like(logits), logits)
+  closed = tf.sigmoid(safe) / tf.tanh(0.5 * safe) - 1.0 / safe
+  series = 0.5 + logits / 12.0 - logits * tf.square(logits) / 720.0
+  return tf.where(small, series, closed)
 
 
 def log_prior(z):
@@ -164,10 +232,13 @@ class VAE(tf.Module):
   vae/train.py's `train_step` drives it (run.py through vae/run/engine.py, which runs that step).
   """
 
-  def __init__(self, encoder, decoder, name='vae'):
+  def __init__(self, encoder, decoder, likelihood='bernoulli', name='vae'):
     super().__init__(name=name)
+    if likelihood not in LIKELIHOODS:
+      raise ValueError(f'likelihood {likelihood!r} is not one of {LIKELIHOODS}')
     self.encoder = encoder
     self.decoder = decoder
+    self.likelihood = likelihood
     self.latent_dim = int(encoder.outputs[0].shape[-1])
     if int(decoder.inputs[0].shape[-1]) != self.latent_dim:
       raise ValueError(f'encoder produces {self.latent_dim}-d codes but the decoder expects '
@@ -183,8 +254,13 @@ class VAE(tf.Module):
     return mean, log_var
 
   def decode(self, z, training=False):
-    """z [B, latent_dim] -> Bernoulli logits [B, D]."""
+    """z [B, latent_dim] -> logits [B, D] of the likelihood's parameter lambda = sigmoid(logits)."""
     return self.decoder(z, training=training)
+
+  def decode_mean_logits(self, z):
+    """z [B, latent_dim] -> logits [B, D] whose sigmoid is the likelihood's mean E[x | z], what the pictures show:
+    the decoder's own logits for the Bernoulli, logit(E[x]) for the continuous Bernoulli."""
+    return mean_logits(self.decode(z), self.likelihood)
 
   def decode_samples(self, z, training=False):
     """z [S, B, latent_dim] -> logits [S, B, D]: all S*B codes decoded as one batch."""
@@ -203,7 +279,7 @@ class VAE(tf.Module):
     z = reparameterize(mean, log_var, eps)                    # [B, latent_dim]
     logits = self.decode(z, training=training)                # [B, D]
     kl = rate(mean, log_var)                                  # [B]
-    nll = distortion(x, logits)                               # [B]
+    nll = distortion(x, logits, self.likelihood)              # [B]
     return {'rate': kl, 'distortion': nll, 'elbo': -(kl + nll), 'mean': mean, 'log_var': log_var}
 
   def k_sample_terms(self, x, eps, training=False):
@@ -216,6 +292,6 @@ class VAE(tf.Module):
     mean, log_var = self.encode(x, training=training)                      # [B, d] each
     z = reparameterize(mean, log_var, eps)                                 # [k, B, d] (broadcast over k)
     logits = self.decode_samples(z, training=training)                     # [k, B, D]
-    nll = distortion(tf.broadcast_to(x, tf.shape(logits)), logits)         # [k, B]
+    nll = distortion(tf.broadcast_to(x, tf.shape(logits)), logits, self.likelihood)   # [k, B]
     return {'rate': rate(mean, log_var), 'distortion': nll,
             'log_weight': log_weight(nll, z, eps, log_var)}                # [B], [k, B], [k, B]

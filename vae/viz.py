@@ -5,7 +5,7 @@ With latent_dim == 2 two frames are drawn after every epoch:
 * the *spread*: the posterior means mu(x) of 5000 fixed test images, one dot per image coloured by its class,
   each class named (on its centroid, or in a legend when the names are long), on fixed axes [-5, 5]^2 so that
   frames line up into an animation;
-* the *canvas*: the decoder's pixel probabilities sigmoid(f(z)) on a 15x15 grid of z over [-2, 2]^2, tiled into
+* the *canvas*: the likelihood's mean E[x | z] of every pixel on a 15x15 grid of z over [-2, 2]^2, tiled into
   one image (420x420 for MNIST; in colour for colour images). Since p(z) = N(0, I), the grid covers the region
   where most of the prior's mass lies.
 
@@ -16,6 +16,10 @@ With any other latent_dim a 2-d grid over z does not cover the latent space, so 
 * *samples*: 10x10 images decoded from fixed draws z ~ N(0, I);
 * *reconstructions*: 50 fixed test images (odd rows) above their reconstructions (even rows), decoded from one
   fixed posterior sample each.
+
+Every decoded picture shows the mean of the likelihood the run trained (vae/model.py): for the Bernoulli that is
+its parameter sigmoid(f(z)), for the continuous Bernoulli not its parameter but E[x | z]. The functions here take
+logits whose sigmoid is that mean (`VAE.decode_mean_logits`), so they draw either the same way.
 
 At the end each kind of frame becomes a gif (`spread.gif`, `canvas.gif`, or `samples.gif`,
 `reconstructions.gif`; vae/run/frames.py writes the frames and the gifs), the canvas in log time as in the

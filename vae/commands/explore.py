@@ -141,8 +141,11 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   ensure_writable_dir(save_dir, 'save directory')
   rng = np.random.default_rng(seed)
 
-  def decode(z):
-    return np.asarray(decoder(np.asarray(z, np.float32)))
+  from vae.model import mean_logits
+  likelihood = saved.get('likelihood', 'bernoulli')
+
+  def decode(z):  # logits whose sigmoid is the likelihood's mean, what the pictures show (vae/viz.py)
+    return np.asarray(mean_logits(decoder(np.asarray(z, np.float32)), likelihood))
 
   def encode_mean(x):
     return np.asarray(encoder(np.asarray(x, np.float32))[0])

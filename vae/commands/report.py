@@ -61,6 +61,8 @@ def read_run(directory):
       return f'{paths.evaluation} is damaged ({name} is {json.dumps(value)}, not a number)'
   seconds = evaluation.get('seconds', 0.0)
   seconds = sum(row['seconds'] for row in rows) + (seconds if isinstance(seconds, (int, float)) else 0.0)
+  # A run saved before a setting existed was made with its default, and is reported so.
+  run_flags = {**{name: value for name, value in rundir.DEFAULTS.items() if name not in NOT_SETTINGS}, **run_flags}
   epochs = rows[-1]['epoch'] if rows else 0
   if epochs < int(run_flags.get('epochs', epochs)):
     return f'unfinished: {epochs} of {run_flags["epochs"]} epochs'

@@ -24,6 +24,10 @@ import os
 
 from vae.objectives import OBJECTIVES
 
+# The likelihoods of vae/model.py (its LIKELIHOODS, the same names), here so that --likelihood is checked before
+# TensorFlow is imported.
+LIKELIHOODS = ('bernoulli', 'continuous_bernoulli')
+
 # The names behind --encoder_architecture and --decoder_architecture: vae/networks.py builds each (its ENCODERS
 # and DECODERS have exactly these keys). Here, so that a mistyped name is refused before Keras is imported.
 ARCHITECTURES = ('fc', 'conv')
@@ -120,6 +124,11 @@ class Config:
       'binary pixels at every use; "static" uses one fixed binarised copy of the training set seeded by --seed. '
       'With either, the test set is binarised once, the same for every seed. Published MNIST log-likelihoods '
       'use binarised data.', resume='it is the training and test targets', choices=('none', 'dynamic', 'static'))
+  likelihood: str = setting(
+      'bernoulli', 'p(x|z) of each pixel: "bernoulli" (the original; with grey targets not a density, so its '
+      'numbers compare only with this script\'s) or "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019), the '
+      'normalised density on [0, 1] for grey levels; needs --binarize=none. The pictures show the likelihood\'s '
+      'mean. See vae/model.py.', resume='it is the model\'s likelihood', choices=LIKELIHOODS)
   fresh: bool = setting(
       False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, instead of resuming.')
 
@@ -180,6 +189,9 @@ def problem(config):
     return f'--learning_rate must be a positive finite number, got {config.learning_rate}'
   if not (config.beta >= 0 and math.isfinite(config.beta)):
     return f'--beta must be a finite number >= 0, got {config.beta}'
+  if config.likelihood == 'continuous_bernoulli' and config.binarize != 'none':
+    return (f'--likelihood=continuous_bernoulli is a density for grey levels; binary targets (--binarize='
+            f'{config.binarize}) have the Bernoulli likelihood: pass --likelihood=bernoulli or --binarize=none')
   if config.objective == 'iwae' and (config.beta != 1.0 or config.kl_warmup_steps):
     return ('--objective=iwae trains the importance-weighted bound, which has no rate term to weigh: it needs '
             '--beta=1 and --kl_warmup_steps=0 (use --objective=elbo for a beta-VAE or a warm-up)')

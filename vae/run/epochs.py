@@ -145,8 +145,9 @@ class EpochLoop:
       self.frames = frames.EpochFrames(config.output_dir, dataset.test_labels[:self.num_spread], config.latent_dim,
                                     dataset.class_names)
       self.fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, self.test_images)
-      self.decode = tf.function(model.decode, reduce_retracing=True)
-      self.reconstruct = tf.function(lambda x, eps: model.decode(reparameterize(*model.encode(x), eps)),
+      # The pictures show the likelihood's mean E[x | z] (as logits, for vae/viz.py's sigmoid).
+      self.decode = tf.function(model.decode_mean_logits, reduce_retracing=True)
+      self.reconstruct = tf.function(lambda x, eps: model.decode_mean_logits(reparameterize(*model.encode(x), eps)),
                                      reduce_retracing=True)
     self.summaries = tf.summary.create_file_writer(paths.tensorboard)
     self.timer = PhaseTimer()

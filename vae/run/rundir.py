@@ -20,10 +20,11 @@ import math
 import os
 import shutil
 
-from vae.run.config import RESUME_KEYS
+from vae.run.config import RESUME_KEYS, SETTINGS
 from vae.commands.errors import OutputError, VAEError
 from vae.run.fileio import atomic_path, write_text_atomic
 
+DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 METRICS_HEADER = ('dataset', 'objective', 'train_k', 'epoch', 'step', 'train_loss', 'test_elbo', 'test_rate',
                   'test_distortion', 'active_units', 'seconds')
 
@@ -145,8 +146,10 @@ def check_resumable(paths, flag_values):
   settings marked `resume` in vae/run/config.py)."""
   saved = read_saved_flags(paths) or {}
   for key in RESUME_KEYS:
-    if key in saved and key in flag_values and saved[key] != flag_values[key]:
-      raise VAEError(f'{paths.root} holds a run made with --{key}={saved[key]}, not {flag_values[key]}; '
+    # A run saved before a setting existed was made with its default.
+    made_with = saved.get(key, DEFAULTS[key])
+    if key in flag_values and saved and made_with != flag_values[key]:
+      raise VAEError(f'{paths.root} holds a run made with --{key}={made_with}, not {flag_values[key]}; '
                      f'rerun with the same flags to resume it, or pass --fresh to start over (this deletes its '
                      f'checkpoints, metrics and frames)')
 

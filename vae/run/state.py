@@ -34,7 +34,7 @@ def build_model(config, image_shape=preprocess.MNIST_SHAPE):
   keras.utils.set_random_seed(config.seed)  # Weight initialisation derives from the seed.
   encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim, image_shape)
   decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim, image_shape)
-  return VAE(encoder, decoder)
+  return VAE(encoder, decoder, likelihood=config.likelihood)
 
 
 class TrainingState:
