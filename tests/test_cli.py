@@ -1,6 +1,7 @@
 """The one command-line layer (vae/commands/cli.py) as each of the four commands meets it, in this process: --help, a bad
 flag, and the checks that must come before TensorFlow starts."""
 
+import os
 import re
 import subprocess
 import sys
@@ -82,3 +83,22 @@ def test_was_given_tells_a_flag_on_the_command_line_from_its_default(capsys):
 
   assert run.COMMAND.main(body, ['run.py', '--data_dir=../mnist']) == 0 and seen['given']
   assert run.COMMAND.main(body, ['run.py']) == 0 and not seen['given']  # a fresh parse: the default again
+
+
+def test_a_flag_file_gives_its_flags_and_a_later_flag_overrides_it(tmp_path, capsys):
+  seen = {}
+
+  def body(flag_values, arguments):
+    seen.update(run.config_from_flags(flag_values).__dict__)
+    return 0
+
+  example = os.path.join(REPO_ROOT, 'examples', 'burda.flags')
+  assert run.COMMAND.main(body, ['run.py', f'--flagfile={example}', '--train_k=5', '--objective=iwae']) == 0
+  assert {k: seen[k] for k in ('latent_dim', 'binarize', 'updates_per_epoch', 'epochs', 'eval_k', 'do_viz')} == {
+      'latent_dim': 50, 'binarize': 'dynamic', 'updates_per_epoch': 469, 'epochs': 200, 'eval_k': 5000,
+      'do_viz': False}
+  assert (seen['train_k'], seen['objective']) == (5, 'iwae')
+  missing = tmp_path / 'missing.flags'
+  assert run.COMMAND.main(body, ['run.py', f'--flagfile={missing}']) == 1
+  assert capsys.readouterr().err == (f"error: Unable to open flagfile: [Errno 2] No such file or directory: "
+                                     f"'{missing}' (see python run.py --help)\n")
