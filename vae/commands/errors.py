@@ -1,9 +1,10 @@
 """The package's own exceptions.
 
-Anything a user can cause (a bad flag, a broken data file, no network, a directory that cannot be written) is
-raised as a `VAEError` whose message is one self-contained line: what went wrong and what to do about it.
-Every command's line layer (vae/commands/cli.py) catches exactly this class, prints the message with `fail` and
-exits non-zero, so a user never sees a traceback for a problem that is theirs to fix. Anything else that escapes is a bug in this package and keeps its traceback.
+Anything a user can cause (a bad flag, a broken data file, no network, a directory that cannot be written) is raised
+as a `VAEError` whose message is one self-contained line: what went wrong and what to do about it. Every command's
+line layer (vae/commands/cli.py) catches exactly this class, prints the message with `fail` and exits non-zero, so a
+user never sees a traceback for a problem that is theirs to fix. Anything else that escapes is a bug in this package
+and keeps its traceback.
 """
 
 

@@ -203,8 +203,9 @@ def size_problem(config, num_train, num_test, num_values):
   set's size is known and before anything is written.
 
   The memory is an estimate from the flags, on the low side, made with the fc networks' layer sizes for every
-  architecture (the conv networks are not estimated apart): the weights with their gradients and Adam's two moments, the training set as uint8 codes, the test set as float32, and the activations of one
-  training step (forward and backward), of one evaluation batch and of one chunk of the final estimate.
+  architecture (the conv networks are not estimated apart): the weights with their gradients and Adam's two moments,
+  the training set as uint8 codes, the test set as float32, and the activations of one training step (forward and
+  backward), of one evaluation batch and of one chunk of the final estimate.
   """
   if config.batch_size > num_train:
     return (f'--batch_size={config.batch_size} is larger than the training set ({num_train:,} images); pass '

@@ -46,7 +46,8 @@ class Interrupted(VAEError):
 
 
 def start_or_resume(config, flag_values=None, log=print):
-  """Starts, or resumes, the training run described by `config` in its output directory. Returns the last epoch's metrics as a dict.
+  """Starts, or resumes, the training run described by `config` in its output directory. Returns the last epoch's
+  metrics as a dict.
 
   Raises:
     VAEError: bad data, no network, an output directory that cannot be written, a diverged loss, Ctrl-C.
