@@ -98,7 +98,7 @@ def test_a_run_trains_with_it_records_it_and_refuses_to_resume_with_the_other(sh
   assert all(np.isfinite([row['test_elbo'] for row in rows])) and rows[-1]['train_loss'] < rows[0]['train_loss']
   assert np.isfinite(evaluation['test_log_likelihood']) and evaluation['test_log_likelihood'] >= evaluation['test_elbo']
   with pytest.raises(VAEError, match='holds a run made with --likelihood=continuous_bernoulli, not bernoulli'):
-    train_run(tiny_config(data_dir, out, epochs=3), log=lambda *args: None)
+    train_run(tiny_config(data_dir, out, epochs=3, do_viz=False), log=lambda *args: None)
 
 
 def test_a_run_saved_before_the_likelihood_existed_is_a_bernoulli_run(shared_run, tmp_path):
