@@ -1,6 +1,6 @@
 """The continuous Bernoulli likelihood (vae/model.py) against independent expectations: a density that integrates
 to 1 over [0, 1], its log-density against a float64 numpy reference, its mean against the integral of x p(x),
-finite gradients everywhere, and a short run trained with it through run.py's code."""
+finite gradients everywhere, and a short run trained with it through run.py."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import tensorflow as tf
 from vae import model as model_lib
 from vae.run import rundir
 from vae.commands.errors import VAEError
-from conftest import copy_run, shared_run, tiny_config, train_run  # noqa: F401  (shared_run is a fixture)
+from conftest import copy_run, many_mains, tiny_config, train_run
 
 # Logits across [-30, 30], 0 itself, and a few within 1e-4 of lambda = 1/2 (|l| < 4e-4) and around the switch
 # between the series and the closed form.
@@ -87,18 +87,23 @@ def test_gradients_are_finite_everywhere():
     assert np.all(np.isfinite(value.numpy())) and np.all(np.isfinite(gradient.numpy()))
 
 
-def test_a_run_trains_with_it_records_it_and_refuses_to_resume_with_the_other(shared_run, tmp_path):
+def test_run_py_trains_with_it_records_it_and_refuses_to_resume_with_the_other(shared_run, tmp_path):
   data_dir, _ = shared_run('reference')
   out = tmp_path / 'cb'
-  train_run(tiny_config(data_dir, out, likelihood='continuous_bernoulli', epochs=2, do_viz=False), log=lambda *args: None)
+  common = [f'--data_dir={data_dir}', f'--output_dir={out}', '--updates_per_epoch=4', '--batch_size=16',
+            '--eval_k=3', '--learning_rate=1e-3', '--do_viz=False']
+  (trained, _), (refused, refusal) = many_mains('run', [common + ['--likelihood=continuous_bernoulli', '--epochs=2'],
+                                                      common + ['--epochs=3']])
+  assert trained == 0
   flags = json.load(open(out / 'flags.json'))
   evaluation = json.load(open(out / 'evaluation.json'))
   assert flags['likelihood'] == evaluation['likelihood'] == 'continuous_bernoulli'
   rows = rundir.read_metrics(str(out / 'metrics.csv'))
   assert all(np.isfinite([row['test_elbo'] for row in rows])) and rows[-1]['train_loss'] < rows[0]['train_loss']
   assert np.isfinite(evaluation['test_log_likelihood']) and evaluation['test_log_likelihood'] >= evaluation['test_elbo']
-  with pytest.raises(VAEError, match='holds a run made with --likelihood=continuous_bernoulli, not bernoulli'):
-    train_run(tiny_config(data_dir, out, epochs=3, do_viz=False), log=lambda *args: None)
+  assert refused == 1 and refusal == (f'error: {out} holds a run made with --likelihood=continuous_bernoulli, not '
+                                      f'bernoulli; rerun with the same flags to resume it, or pass --fresh to start '
+                                      f'over (this deletes its checkpoints, metrics and frames)\n')
 
 
 def test_a_run_saved_before_the_likelihood_existed_is_a_bernoulli_run(shared_run, tmp_path):
