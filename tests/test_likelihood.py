@@ -74,6 +74,9 @@ def test_the_mean_is_the_integral_of_x_times_the_density():
   assert model_lib.likelihood_mean(tf.constant(0.0), 'continuous_bernoulli').numpy() == 0.5
   # The Bernoulli's mean is its parameter, so its pictures are what they always were.
   np.testing.assert_array_equal(model_lib.mean_logits(tf.constant(LOGITS)).numpy(), LOGITS)
+  # What the pictures draw for the continuous Bernoulli: logits whose sigmoid is its mean.
+  shown = tf.sigmoid(model_lib.mean_logits(tf.constant(LOGITS), 'continuous_bernoulli')).numpy()
+  np.testing.assert_allclose(shown, got, rtol=1e-5, atol=1e-6)
 
 
 def test_gradients_are_finite_everywhere():
