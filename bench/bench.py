@@ -63,7 +63,6 @@ def throughput(data_dir, rounds, steps_for):
   from bench import machine
   from bench.reference import make_reference
   from vae import data
-  from vae.run import epochs
   from vae.run.config import Config
   from vae.run.state import TrainingState, build_model
 
@@ -106,9 +105,8 @@ def throughput(data_dir, rounds, steps_for):
 def binarisation_throughput(mnist, rounds, steps, latent_dims=(2, 50)):
   """{latent_dim: {'none', 'dynamic' (images/s, medians), 'ratio' (dynamic / none)}} for the fc/fc epoch."""
   import io
-  from vae.run import epochs
   from vae.run.config import Config
-  from vae.run.state import TrainingState, build_model
+  from vae.run.state import TrainingState
 
   results = {}
   for latent_dim in latent_dims:

@@ -61,7 +61,7 @@ def main(argv):
   import keras
   from bench import machine
   from vae import data, preprocess
-  from vae.run import engine, epochs
+  from vae.run import engine
   from vae.run.config import Config
   from vae.run.state import TrainingState, build_model, STEPS_PER_CALL
   steps_per_call = STEPS_PER_CALL

@@ -297,7 +297,6 @@ SHARED_RUNS = {'reference': {}, 'seed1': {'seed': 1}, 'latent5': {'latent_dim': 
 
 
 def tiny_config(data_dir, output_dir, **overrides):
-  from vae.run import epochs
   from vae.run.config import Config
   return Config(**{**TINY_RUN, 'data_dir': data_dir, 'output_dir': str(output_dir), **overrides})
 
@@ -319,8 +318,6 @@ def shared_run(tmp_path_factory):
   """shared_run(name) -> (data_dir, output_dir) of the SHARED_RUNS run `name`, trained on first use and then
   shared by every test of the session, on every pytest-xdist worker (the first worker to need it trains it, under
   a lock, in the session's common directory): read it, never change it (copy_run gives a copy to change)."""
-  from vae.run import epochs
-  from vae.run.config import Config
   base = tmp_path_factory.getbasetemp()
   root = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'shared-runs'
   root.mkdir(exist_ok=True)

@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from vae.run import config, epochs
+from vae.run import config
 from vae.run.config import Config
 from vae import data, networks, viz
 from vae.sources import tfds as tfds_source

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae.run import fileio, epochs
+from vae.run import fileio
 from vae.run.config import Config
 from vae.run import state
 from vae.sources import idx

@@ -10,9 +10,8 @@ import time
 
 import tensorflow as tf
 
-from vae.run import checkpoints, epochs
+from vae.run import checkpoints
 from vae.run.config import Config
-from vae.run.state import STEPS_PER_CALL
 from conftest import train_run, REPO_ROOT, Started, run_py, user_env, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
@@ -108,7 +107,7 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
   # signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
-  num_epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (STEPS_PER_CALL)
+  num_epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (vae/run/state.py)
   args = [f'--data_dir={mnist_dir}', f'--epochs={num_epochs}', f'--updates_per_epoch={updates}', '--batch_size=16',
           '--eval_k=2']  # fc/fc: the XLA path of the default run
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'

@@ -104,6 +104,15 @@ def test_run_py_trains_with_it_records_it_and_refuses_to_resume_with_the_other(s
   rows = rundir.read_metrics(str(out / 'metrics.csv'))
   assert all(np.isfinite([row['test_elbo'] for row in rows])) and rows[-1]['train_loss'] < rows[0]['train_loss']
   assert np.isfinite(evaluation['test_log_likelihood']) and evaluation['test_log_likelihood'] >= evaluation['test_elbo']
+  # vae-explore draws the run's pictures from its export, with the likelihood its flags.json names.
+  from vae.commands import explore
+  written = explore.explore(str(out), str(tmp_path / 'pictures'), count=10, pairs=1, steps=3, log=lambda *a: None)
+  assert sorted(os.path.basename(p) for p in written) == ['interpolation.gif', 'interpolations.png',
+                                                          'mean_reconstructions.png', 'samples.png']
+  flags_path = out / 'flags.json'
+  flags_path.write_text(json.dumps(dict(flags, likelihood='gaussian')))
+  with pytest.raises(VAEError, match="names the likelihood 'gaussian', which is none of bernoulli, "):
+    explore.explore(str(out), str(tmp_path / 'pictures'), count=10, pairs=1, steps=3, log=lambda *a: None)
   assert refused == 1 and refusal == (f'error: {out} holds a run made with --likelihood=continuous_bernoulli, not '
                                       f'bernoulli; rerun with the same flags to resume it, or pass --fresh to start '
                                       f'over (this deletes its checkpoints, metrics and frames)\n')

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae.run import engine, epochs, keys
+from vae.run import engine, keys
 from vae.run.config import Config
 from vae import evaluate, model as model_lib, networks, objectives, train
 from conftest import train_run, synthetic_digits, write_mnist

@@ -101,3 +101,15 @@ def test_wall_time_active_units_and_mixed_k_cells_are_the_runs_own(runs, tmp_pat
   assert row[5] == f'{statistics.mean(seconds):.0f} ± {statistics.stdev(seconds):.0f}'
   assert report.main(['python -m vae.commands.report']) == 1
   assert capsys.readouterr().err == 'error: name at least one run directory, e.g. vae-report runs/*\n'
+
+
+def test_a_run_saved_before_a_setting_existed_is_reported_with_its_default(runs, tmp_path):
+  old = copy_run(str(runs / 'seed1'), tmp_path / 'old')
+  saved = json.load(open(os.path.join(old, 'flags.json')))
+  del saved['likelihood']
+  with open(os.path.join(old, 'flags.json'), 'w') as f:
+    json.dump(saved, f)
+  lines = report.table({name: report.read_run(path) for name, path in (('seed0', str(runs / 'seed0')),
+                                                                      ('old', old))})
+  assert '--likelihood=bernoulli' in lines[0]  # one group, the same likelihood: not a column of its own
+  assert lines[2].startswith('| n | test ELBO')

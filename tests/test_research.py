@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from vae import data, evaluate, preprocess, model as model_lib, networks, train
-from vae.run import engine, epochs, keys
+from vae.run import engine, keys
 from vae.run.config import Config
 from vae.commands.errors import OutputError, VAEError
 from vae.run.fileio import RunLock

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import train_run, REPO_ROOT, Started, many_mains, unexpected_stderr, user_env, write_mnist
+from conftest import REPO_ROOT, Started, many_mains, unexpected_stderr, user_env, write_mnist
 
 
 def metrics_without_time(path):
@@ -32,20 +32,18 @@ EPOCHS, UPDATES = 6, 2
 RERUNS = textwrap.dedent('''
     import io, sys
     sys.path.insert(0, {repo!r})
-    import tensorflow as tf
-    from vae.run import epochs
-    from vae.run.config import Config
-    tf.config.experimental.enable_op_determinism()  # as run.py does
+    from vae.commands import run  # the command itself, which turns on TensorFlow's deterministic kernels
     for encoder, decoder in {pairs!r}:
       for attempt in ('first', 'second'):
         out = {out!r} + f'/{{encoder}}-{{decoder}}-{{attempt}}'
-        config = Config(data_dir={data!r}, output_dir=out, encoder_architecture=encoder,
-                             decoder_architecture=decoder, epochs={epochs}, updates_per_epoch={updates},
-                             do_viz=False, eval_k=1)
-        sys.stdout = io.StringIO()  # the progress bars
-        epochs.start_or_resume(config, log=lambda *args: None)
+        sys.stdout = io.StringIO()  # the progress bars and the run's lines
+        status = run.main(['run.py', '--data_dir={data}', f'--output_dir={{out}}',
+                           f'--encoder_architecture={{encoder}}', f'--decoder_architecture={{decoder}}',
+                           '--epochs={epochs}', '--updates_per_epoch={updates}', '--do_viz=False', '--eval_k=1'])
         sys.stdout = sys.__stdout__
-    print('done')
+        assert status == 0, status
+    from tensorflow.python.framework import config
+    print('done' if config.is_op_determinism_enabled() else 'run.py left op determinism off')
 ''')
 
 

@@ -36,8 +36,7 @@ def as_an_earlier_version_wrote_it(run, config):
   """Rewrites the newest checkpoint of `run` as versions before the epoch's running loss was saved wrote it."""
   import keras
   import tensorflow as tf
-  from vae.run import epochs
-  from vae.run.state import TrainingState, build_model
+  from vae.run.state import build_model
   model = build_model(config)
   optimizer = keras.optimizers.Adam(config.learning_rate)
   optimizer.build(model.trainable_variables)
@@ -223,8 +222,7 @@ def test_every_stop_signal_waits_inside_the_steps_and_stops_outside_them(stop_si
 
 def test_ctrl_c_during_an_epochs_checkpoint_stops_at_the_epochs_end(shared_run, tmp_path, monkeypatch,
                                                                    stop_signals_at_their_defaults):
-  from vae.run import epochs
-  from vae.run.state import TrainingState, build_model
+  from vae.run.state import TrainingState
   data_dir, reference = shared_run('reference')
   run = copy_run(reference, tmp_path / 'run')
   save = TrainingState.save

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from vae import data, preprocess
-from vae.run import engine, epochs
+from vae.run import engine
 from vae.run.config import Config
 from vae.run import record
 from vae.run import state

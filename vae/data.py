@@ -14,8 +14,8 @@
   (e.g. `kmnist`, `emnist/letters`, `cifar10`).
 
 Either way the result is a `vae.preprocess.Dataset`: float32 images [N, D] in [0, 1] and integer labels.
-This is the module to read; the helpers it calls are skip-on-first-reading infrastructure: vae/sources/idx.py parses
-IDX files, vae/sources/download.py fetches from mirrors, vae/sources/tfds.py adapts TensorFlow Datasets.
+This is the module to read; the helpers it calls live in vae/sources/: idx.py parses IDX files, download.py
+fetches from mirrors, tfds.py adapts TensorFlow Datasets.
 
 References:
   [1] Y. LeCun, C. Cortes, C. Burges. The MNIST database of handwritten digits. http://yann.lecun.com/exdb/mnist/

@@ -29,9 +29,10 @@ tracing, on symbolic tensors, so a breakpoint there stops once or twice at the s
 With `eager=True` (`--eager`) every step runs them in Python, op by op, so a breakpoint in `train_step`, in
 vae/objectives.py or in `VAE.terms` stops at every step with concrete tensors whose `.numpy()` can be printed
 (`python -m pdb -m vae.commands.plain_loop --eager --steps=20`). It costs about four times the time
-(docs/running.md, "The plain loop, run", gives the measurement). run.py trains the same model with the compiled engine of
-vae/run/engine.py, which runs this very `train_step` several steps at a time, and adds everything a research run
-needs: checkpoints and resume, every flag, binarisation, frames and gifs, the log-likelihood estimate.
+(docs/running.md, "The plain loop, run", gives the measurement). run.py trains the same model with the compiled
+engine of vae/run/engine.py, which runs this very `train_step` several steps at a time, and adds everything a
+research run needs: checkpoints and resume, every flag, binarisation, frames and gifs, the log-likelihood
+estimate.
 
 References:
   [1] D. P. Kingma, M. Welling. Auto-Encoding Variational Bayes. ICLR 2014. https://arxiv.org/abs/1312.6114

@@ -5,7 +5,8 @@ interpolations, from its export alone.
     vae-explore --output_dir=. --count=50 --pairs=4 --steps=12 --seed=3 --prefix=seed3_
 
 It reads only what a run exports: `export/encoder.keras`, `export/decoder.keras` and `flags.json` (which data set
-to take test images from); no checkpoint and none of the training code. It writes
+to take test images from, and which likelihood: every picture shows its mean, see vae/viz.py); no checkpoint and
+none of the training code. It writes
 
     samples.png               --count images decoded from z ~ N(0, I), ten to a row
     mean_reconstructions.png  --count test images (odd rows) above their decoded posterior means (run.py's
@@ -34,8 +35,8 @@ from absl import flags
 from vae.commands import cli
 from vae.commands.errors import VAEError, fail
 
-COMMAND = cli.Command('python -m vae.commands.explore', 'Prior samples, reconstructions and interpolations of a trained '
-                      'model, from its export alone.', script='vae-explore')
+COMMAND = cli.Command('python -m vae.commands.explore', 'Prior samples, reconstructions and interpolations of a '
+                      'trained model, from its export alone.', script='vae-explore')
 _FLAGS = COMMAND.flags
 flags.DEFINE_string('output_dir', '.', 'The run directory: its export/ and flags.json are read.', flag_values=_FLAGS)
 flags.DEFINE_string('data_dir', None, 'Where the run\'s data set lives; default: the data_dir in its flags.json.',
@@ -141,8 +142,11 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   ensure_writable_dir(save_dir, 'save directory')
   rng = np.random.default_rng(seed)
 
-  from vae.model import mean_logits
-  likelihood = saved.get('likelihood', 'bernoulli')
+  from vae.model import LIKELIHOODS, mean_logits
+  likelihood = saved.get('likelihood', 'bernoulli')  # a run saved before the setting existed is a Bernoulli run
+  if likelihood not in LIKELIHOODS:
+    raise VAEError(f'{output_dir}/flags.json names the likelihood {likelihood!r}, which is none of '
+                   f'{", ".join(LIKELIHOODS)}; restore it from a copy of the run')
 
   def decode(z):  # logits whose sigmoid is the likelihood's mean, what the pictures show (vae/viz.py)
     return np.asarray(mean_logits(decoder(np.asarray(z, np.float32)), likelihood))

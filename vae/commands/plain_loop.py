@@ -6,7 +6,8 @@
 Loads MNIST with vae/data.py, builds the default fc VAE, trains it with `train_loop` (traced into a graph, or
 eagerly with --eager), prints the test ELBO of vae/evaluate.py and saves one picture: the decoded 15x15 canvas
 over the latent plane with --latent_dim=2, 100 prior samples otherwise. Nothing else: no checkpoints, no resume,
-no frames (run.py's). Its command line is checked before TensorFlow starts, as every entry point's (vae/commands/cli.py).
+no frames (run.py's). Its command line is checked before TensorFlow starts, as every entry point's
+(vae/commands/cli.py).
 """
 
 import dataclasses
@@ -19,13 +20,13 @@ from absl import flags
 from vae.commands import cli
 from vae.run import config as config_lib
 from vae import data
-from vae.commands.errors import VAEError, fail
+from vae.commands.errors import fail
 
 SETTINGS = ('data_dir', 'batch_size', 'latent_dim', 'learning_rate', 'seed', 'beta', 'kl_warmup_steps', 'train_k',
             'objective')
 
-COMMAND = cli.Command('python -m vae.commands.plain_loop', 'train_loop of vae/train.py on MNIST with the default fc VAE: '
-                      'the test ELBO at the end, and one picture.', script='vae-plain-loop')
+COMMAND = cli.Command('python -m vae.commands.plain_loop', 'train_loop of vae/train.py on MNIST with the default fc '
+                      'VAE: the test ELBO at the end, and one picture.', script='vae-plain-loop')
 config_lib.define_flags(COMMAND.flags, SETTINGS, help_for={
     'data_dir': 'Where the four MNIST IDX files are (.gz or uncompressed); downloaded into it if missing.',
     'latent_dim': 'Size of the latent code z. With 2 the picture is the decoded canvas over the latent plane; '
@@ -74,8 +75,8 @@ def train_on_mnist(flag_values, arguments):
   optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
 
   started = time.perf_counter()
-  # Ctrl-C here ends the command with one line (vae/commands/cli.py): nothing is saved during the loop, so nothing is lost
-  # but the training.
+  # Ctrl-C here ends the command with one line (vae/commands/cli.py): nothing is saved during the loop, so nothing
+  # is lost but the training.
   train_loop(model, optimizer, mnist.train_images, flag_values.steps, config.batch_size, config.seed,
              config.beta, config.kl_warmup_steps, config.objective, config.train_k, eager=flag_values.eager,
              log_every=500)

@@ -26,7 +26,8 @@ from vae.commands import cli
 from vae.run import rundir
 from vae.commands.errors import VAEError
 
-COMMAND = cli.Command('python -m vae.commands.report', 'One markdown table of the finished runs in the directories named.',
+COMMAND = cli.Command('python -m vae.commands.report',
+                      'One markdown table of the finished runs in the directories named.',
                       arguments='DIR [DIR ...]', script='vae-report')
 flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in their seed (mean ± sd, n).',
                      flag_values=COMMAND.flags)

@@ -35,7 +35,8 @@ def resume_point(config, paths, flag_values, log):
   if step > total:
     raise VAEError(f'{paths.root} holds a run trained for {step} steps ({held} epochs of '
                    f'{config.updates_per_epoch}), more than --epochs={config.epochs} asks for; pass '
-                   f'--epochs={-(-step // config.updates_per_epoch)} or more to continue it, or --fresh to start over')
+                   f'--epochs={-(-step // config.updates_per_epoch)} or more to continue it, or --fresh to start '
+                   f'over')
   if len(rows) < held:
     raise VAEError(f'{paths.metrics} holds {len(rows)} epochs but the checkpoint {newest[1]} holds {held}; restore '
                    f'metrics.csv from a copy, or pass --fresh to start over')

@@ -2,14 +2,14 @@
 
 Four signals mean "stop": SIGINT (Ctrl-C), SIGTERM (what `kill` sends, and what SLURM and most schedulers send
 at a time limit or on preemption), SIGHUP (the terminal closed) and SIGUSR1 (what a batch script can ask SLURM
-to send ahead of the time limit, `#SBATCH --signal=...`). While `install` is in force (vae/commands/cli.py installs it for
-every command) each of them raises `Stopped` where the program is, so the command ends with one line and exit
-status 128 + the signal's number, as a shell reports a process ended by it.
+to send ahead of the time limit, `#SBATCH --signal=...`). While `install` is in force (vae/commands/cli.py
+installs it for every command) each of them raises `Stopped` where the program is, so the command ends with one
+line and exit status 128 + the signal's number, as a shell reports a process ended by it.
 
 Training steps are different: they are where the hours go, and stopping between two of them loses nothing. Inside
-`deferred()` (vae/run/epochs.py runs an epoch's steps in it) a first signal is only recorded; the loop asks `pending()`
-after every call of compiled steps, saves a checkpoint at exactly that step, and then raises `Stopped` itself.
-A second signal while the first waits raises at once: a user who presses Ctrl-C twice means it.
+`deferred()` (vae/run/epochs.py runs the epochs in it) a first signal is only recorded; vae/run/state.py asks
+`pending()` after every call of compiled steps, saves a checkpoint at exactly that step, and then raises
+`Stopped` itself. A second signal while the first waits raises at once: a user who presses Ctrl-C twice means it.
 """
 
 import contextlib
