@@ -49,7 +49,7 @@ def test_checks_that_need_no_tensorflow_come_before_it():
              '    if name.split(".")[0] in ("tensorflow", "keras"):\n      raise ImportError("imported " + name)\n'
              'sys.meta_path.insert(0, Block())\n')
   cases = [
-      ('run', ['--encoder_architecture=foo'], 'flag --encoder_architecture=foo: value should be one of <fc|conv>'),
+      ('run', ['--encoder_architecture=foo'], '--encoder_architecture=foo is not a registered encoder: one of fc, conv'),
       ('run', ['--latent_dim=0'], '--latent_dim must be a positive integer, got 0'),
       ('run', ['--objective=iwae', '--beta=2'], '--objective=iwae trains the importance-weighted bound'),
       ('run', ['--encoder_architecture=conv', '--dataset=mnist', '--eval_only', '--fresh'], '--eval_only evaluates'),

@@ -137,10 +137,10 @@ def test_data_sets_that_do_not_fit_are_refused(tmp_path):
     data.describe('imdb_reviews', str(tmp_path))
   with pytest.raises(DataError, match=r'^cats_vs_dogs has images of varying shape'):
     data.describe('cats_vs_dogs', str(tmp_path))
-  assert config.shape_problem('conv', (96, 96, 3)) == (
+  assert networks.shape_problem('encoder', 'conv', (96, 96, 3)) == (
       'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not 96x96x3; the fc networks take any '
       'shape')
-  assert config.shape_problem('fc', (96, 96, 3)) is None
+  assert networks.shape_problem('decoder', 'fc', (96, 96, 3)) is None
   assert networks.build_encoder('fc', 2, (96, 96, 3)).inputs[0].shape[-1] == 96 * 96 * 3
   results = many_mains('run', [
       ['--dataset=stl10', '--encoder_architecture=conv', f'--output_dir={tmp_path / "out"}', f'--data_dir={tmp_path}'],

@@ -23,7 +23,7 @@ INSTALLING = _read('docs', 'installing.md')
 def flag_table():
   """{flag name: default as written} of the README's flag table, in its order."""
   section = FLAGS_DOC[:FLAGS_DOC.index('| setting | why a resume must keep it |')]
-  rows = re.findall(r'^\| `--(\w+)` \| `([^`]*)` \|', section, flags=re.MULTILINE)
+  rows = re.findall(r'^\| `--(\w+)` \| `?([^`|]*?)`? \|', section, flags=re.MULTILINE)
   return dict(rows)
 
 
@@ -32,6 +32,8 @@ def same_value(written, default):
     return written == str(default)
   if isinstance(default, (int, float)):
     return float(written) == default
+  if default == '':
+    return written == '(none)'
   return written == default
 
 

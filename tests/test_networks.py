@@ -3,7 +3,6 @@ import pytest
 import tensorflow as tf
 
 from vae import networks
-from vae.run.config import ARCHITECTURES
 from vae.model import VAE
 
 
@@ -39,22 +38,37 @@ def test_layer_sizes_follow_the_original():
   assert shapes == [(3, 3, 128), (7, 7, 64), (14, 14, 32), (28, 28, 1)]
 
 
-def test_the_registries_hold_exactly_the_names_the_flags_accept():
-  # run.py checks --encoder_architecture against config.ARCHITECTURES before Keras is imported, so the two lists
-  # must not drift apart.
-  assert tuple(networks.ENCODERS) == ARCHITECTURES
-  assert tuple(networks.DECODERS) == ARCHITECTURES
+def test_the_built_in_pairs_are_registered_with_their_shape_rules_engine_path_and_sizes():
+  assert list(networks.ENCODERS) == list(networks.DECODERS) == ['fc', 'conv']
+  assert networks.use_xla('fc', 'fc') and not networks.use_xla('fc', 'conv') and not networks.use_xla('conv', 'fc')
+  assert networks.shape_problem('encoder', 'conv', (28, 28, 1)) is None
+  assert networks.shape_problem('decoder', 'conv', (30, 30, 1)).startswith('the conv networks take 28x28 or 32x32')
+  assert networks.shape_problem('encoder', 'fc', (5, 7, 3)) is None
+  # The declared sizes are the built networks' matrices and kernels (biases aside).
+  for name in ('fc', 'conv'):
+    for image_shape in ((28, 28, 1), (32, 32, 3)):
+      for which, build in (('encoder', networks.build_encoder), ('decoder', networks.build_decoder)):
+        model = build(name, 3, image_shape)
+        kernels = sum(int(np.prod(w.shape)) for w in model.weights if len(w.shape) > 1)
+        declared = getattr(networks, f'{which.upper()}S')[name].size(3, image_shape)[0]
+        assert declared == kernels, (name, which, image_shape)
 
 
-def test_a_new_architecture_is_one_builder_plus_one_registry_entry(monkeypatch):
+def test_a_new_architecture_is_one_builder_and_one_register_call(monkeypatch):
   def tiny_decoder(latent_dim, image_shape):
     import keras
     z = keras.Input((latent_dim,))
     return keras.Model(z, keras.layers.Dense(int(np.prod(image_shape)))(z))
 
-  monkeypatch.setitem(networks.DECODERS, 'tiny', tiny_decoder)
+  monkeypatch.setattr(networks, 'DECODERS', dict(networks.DECODERS))
+  networks.register('tiny', decoder=tiny_decoder)
+  assert networks.DECODERS['tiny'].module == __name__ and 'tiny' not in networks.ENCODERS
   model = VAE(networks.build_encoder('fc', 3), networks.build_decoder('tiny', 3))
   assert model.decode(tf.zeros([2, 3])).shape == (2, 784)
+  with pytest.raises(ValueError, match="the network name 'fc' is taken"):
+    networks.register('fc', decoder=tiny_decoder)
+  with pytest.raises(ValueError, match='a network name is a word'):
+    networks.register('my net', decoder=tiny_decoder)
 
 
 def test_mismatched_latent_sizes_are_refused():

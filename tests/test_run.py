@@ -154,10 +154,10 @@ REFUSALS = [
     ('--eval_only --fresh', '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'),
     ('--no_such_flag=1', "Unknown command line flag 'no_such_flag' (see python run.py --help)"),
     ('surplus', 'unexpected arguments: surplus (flags look like --name=value)'),
-    ('--encoder_architecture=mlp', 'flag --encoder_architecture=mlp: value should be one of <fc|conv> (see python '
-                                   'run.py --help)'),
-    ('--decoder_architecture=CONV', 'flag --decoder_architecture=CONV: value should be one of <fc|conv> (see python '
-                                    'run.py --help)'),
+    ('--encoder_architecture=mlp', '--encoder_architecture=mlp is not a registered encoder: one of fc, conv; a '
+                                   'network of your own is registered by the module --network_module names'),
+    ('--decoder_architecture=CONV', '--decoder_architecture=CONV is not a registered decoder: one of fc, conv; a '
+                                    'network of your own is registered by the module --network_module names'),
 ]
 
 

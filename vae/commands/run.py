@@ -10,10 +10,10 @@ import sys
 
 from absl import flags
 
-from vae import data
+from vae import data, networks
 from vae.commands import cli
 from vae.commands.errors import fail
-from vae.run.config import SETTINGS, Config, define_flags, problem, shape_problem
+from vae.run.config import SETTINGS, Config, define_flags, problem
 
 COMMAND = cli.Command('python run.py', 'Train a variational autoencoder (or resume its run), then estimate its '
                       'test log-likelihood; --eval_only re-estimates a trained run.', script='vae-run')
@@ -28,7 +28,9 @@ def config_from_flags(flag_values):
   """The `Config` the flags describe, with --data_dir resolved for --dataset unless it was given."""
   values = {setting.name: flag_values[setting.name].value for setting in SETTINGS}
   given = values['data_dir'] if cli.was_given(flag_values, 'data_dir') else None
-  return Config(**dict(values, data_dir=data.resolve_data_dir(values['dataset'], given)))
+  from vae.run.user_networks import resolve
+  return Config(**dict(values, data_dir=data.resolve_data_dir(values['dataset'], given),
+                       network_module=resolve(values['network_module'])))
 
 
 def flag_problem(flag_values, config):
@@ -45,7 +47,7 @@ def architecture_problem(config):
   image_shape, _ = data.describe(config.dataset, config.data_dir)
   for which in ('encoder', 'decoder'):
     architecture = getattr(config, f'{which}_architecture')
-    misfit = shape_problem(architecture, image_shape)
+    misfit = networks.shape_problem(which, architecture, image_shape)
     if misfit:
       return f'--{which}_architecture={architecture} does not fit --dataset={config.dataset}: {misfit}'
   return None
@@ -55,12 +57,18 @@ def train_or_evaluate(flag_values, arguments):
   """The body of `python run.py`; returns the exit status (a VAEError ends it with its line, vae/commands/cli.py)."""
   del arguments
   config = config_from_flags(flag_values)
+  from vae.commands.quiet import import_tensorflow
+  if config.network_module and not flag_values.eval_only:
+    # A module of the user's own registers their networks before the names are checked; it may import Keras, so
+    # TensorFlow starts first, quietly (vae/commands/quiet.py).
+    import_tensorflow()
+    from vae.run import user_networks
+    user_networks.load(config.network_module)
   line = flag_problem(flag_values, config)
   if line:
     return fail(line)
 
   # Only now TensorFlow, through vae/commands/quiet.py, so that its C++ start-up lines stay off the terminal.
-  from vae.commands.quiet import import_tensorflow
   tf = import_tensorflow()
 
   if flag_values.eval_only:
@@ -75,7 +83,8 @@ def train_or_evaluate(flag_values, arguments):
   from vae.run.epochs import start_or_resume
   # Same seed and flags, same numbers: deterministic kernels for the whole process (on CPU this costs little).
   tf.config.experimental.enable_op_determinism()
-  start_or_resume(config, flag_values=dict(flag_values.flag_values_dict(), data_dir=config.data_dir))
+  start_or_resume(config, flag_values=dict(flag_values.flag_values_dict(), data_dir=config.data_dir,
+                                           network_module=config.network_module))
   return 0
 
 

@@ -22,27 +22,12 @@ import dataclasses
 import math
 import os
 
+from vae import networks
 from vae.objectives import OBJECTIVES
 
 # The likelihoods of vae/model.py (its LIKELIHOODS, the same names), here so that --likelihood is checked before
 # TensorFlow is imported.
 LIKELIHOODS = ('bernoulli', 'continuous_bernoulli')
-
-# The names behind --encoder_architecture and --decoder_architecture: vae/networks.py builds each (its ENCODERS
-# and DECODERS have exactly these keys). Here, so that a mistyped name is refused before Keras is imported.
-ARCHITECTURES = ('fc', 'conv')
-CONV_SIZES = (28, 32)      # the image heights (= widths) the conv networks are laid out for
-CONV_CHANNELS = (1, 3)
-
-
-def shape_problem(architecture, image_shape):
-  """Why `architecture` cannot take images of `image_shape` (H, W, C), as one line, or None if it can."""
-  height, width, channels = image_shape
-  if architecture == 'conv' and not (height == width and height in CONV_SIZES and channels in CONV_CHANNELS):
-    return (f'the conv networks take 28x28 or 32x32 images with 1 or 3 channels, not {height}x{width}x{channels}; '
-            f'the fc networks take any shape')
-  return None
-
 
 INT32_MAX = 2 ** 31 - 1
 MAX_STEPS = 2 ** 40 - 1  # vae/run/keys.py keys a step's noise with a 40-bit counter
@@ -66,11 +51,11 @@ class Config:
   batch_size: int = setting(128, 'Training minibatch size.',
                                resume='the images and noise of every step depend on it', minimum=1)
   encoder_architecture: str = setting(
-      'fc', 'Encoder: "fc" (any image shape) or "conv" (28x28 or 32x32 images, see --dataset). Any encoder pairs '
-      'with any decoder; to add one, see vae/networks.py.', resume='it is the encoder network',
-      choices=ARCHITECTURES)
-  decoder_architecture: str = setting('fc', 'Decoder: "fc" or "conv", as the encoder.',
-                                      resume='it is the decoder network', choices=ARCHITECTURES)
+      'fc', 'Encoder: a name registered in vae/networks.py, built in "fc" (any image shape) or "conv" (28x28 or '
+      '32x32 images, see --dataset), or one your --network_module registers. Any encoder pairs with any decoder.',
+      resume='it is the encoder network')
+  decoder_architecture: str = setting('fc', 'Decoder: "fc", "conv" or one of yours, as the encoder.',
+                                      resume='it is the decoder network')
   epochs: int = setting(
       100, 'Number of epochs. An epoch is --updates_per_epoch steps, not a full pass over the data, as in the '
       'original. Raising it and rerunning continues a finished run.', minimum=1)
@@ -129,6 +114,11 @@ class Config:
       'numbers compare only with this script\'s) or "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019), the '
       'normalised density on [0, 1] for grey levels; needs --binarize=none. The pictures show the likelihood\'s '
       'mean. See vae/model.py.', resume='it is the model\'s likelihood', choices=LIKELIHOODS)
+  network_module: str = setting(
+      '', 'A module of yours that registers encoders and decoders (vae.networks.register) for '
+      '--encoder_architecture and --decoder_architecture: a path to a .py file, or a module importable from the '
+      'working directory. Recorded with the run, so that resuming, --eval_only and vae-explore rebuild the same '
+      'networks. See examples/residual_mlp.py.', resume='it defines the networks the names stand for')
   fresh: bool = setting(
       False, 'Start over in --output_dir, deleting its checkpoints, metrics and frames, instead of resuming.')
 
@@ -182,6 +172,13 @@ def problem(config):
       return f'--{field.name} must be one of {", ".join(choices)}, got {value!r}'
     if isinstance(value, str) and not _encodable(value):
       return f'--{field.name} {value.encode("utf-8", "surrogateescape")!r} is not UTF-8 text; choose a name that is'
+  for which in ('encoder', 'decoder'):
+    name, registry = getattr(config, f'{which}_architecture'), getattr(networks, f'{which.upper()}S')
+    if name not in registry:
+      mine = ('' if config.network_module else
+              '; a network of your own is registered by the module --network_module names')
+      return (f'--{which}_architecture={name} is not a registered {which}: one of {", ".join(registry)}'
+              + (f' (with --network_module={config.network_module})' if config.network_module else '') + mine)
   if config.epochs * config.updates_per_epoch > MAX_STEPS:
     return (f'--epochs times --updates_per_epoch must be at most {MAX_STEPS} training steps, got '
             f'{config.epochs * config.updates_per_epoch}')
@@ -198,26 +195,24 @@ def problem(config):
   return None
 
 
-def size_problem(config, num_train, num_test, num_values):
+def size_problem(config, num_train, num_test, num_values, weights, row_values):
   """Why a run of `config` cannot fit this data set or this machine, as one line, or None. Checked once the data
   set's size is known and before anything is written.
 
-  The memory is an estimate from the flags, on the low side, made with the fc networks' layer sizes for every
-  architecture (the conv networks are not estimated apart): the weights with their gradients and Adam's two moments,
-  the training set as uint8 codes, the test set as float32, and the activations of one training step (forward and
-  backward), of one evaluation batch and of one chunk of the final estimate.
+  The memory is an estimate on the low side, from the built networks: `weights` (their number of parameters) with
+  their gradients and Adam's two moments, the training set as uint8 codes, the test set as float32, and
+  `row_values` (the values the layers of both networks produce for one image) for one training step (forward and
+  backward), one evaluation batch and one chunk of the final estimate.
   """
   if config.batch_size > num_train:
     return (f'--batch_size={config.batch_size} is larger than the training set ({num_train:,} images); pass '
             f'--batch_size={num_train} or less')
-  d, width = config.latent_dim, 500 + 500 + 200   # the hidden units of each network
-  weights = num_values * 500 + 500 * 500 + 500 * 200 + 200 * 2 * d + d * 200 + 200 * 500 + 500 * 500 + 500 * num_values
   rows_per_step = config.batch_size * config.train_k
-  activations = 3 * (rows_per_step + 2000 + 8000) * (2 * num_values + 2 * width + 4 * d)
+  activations = 3 * (rows_per_step + 2000 + 8000) * row_values
   needed = 4 * (4 * weights + activations) + num_train * num_values + 4 * num_test * num_values
   available = _physical_memory()
   if available and needed > available:
-    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from --latent_dim={d}, '
+    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from its networks, '
             f'--batch_size={config.batch_size} and --train_k={config.train_k}), more than this machine\'s '
             f'{available / 2 ** 30:.1f} GiB')
   return None

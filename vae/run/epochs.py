@@ -28,10 +28,10 @@ import time
 
 import tensorflow as tf
 
-from vae import data, evaluate, preprocess, viz
+from vae import data, evaluate, networks, preprocess, viz
 from vae.commands.errors import VAEError
 from vae.model import reparameterize
-from vae.run import frames, outputs, rundir, signals
+from vae.run import frames, outputs, rundir, signals, user_networks
 from vae.run.config import size_problem
 from vae.run.fileio import RunLock, ensure_writable_dir
 from vae.run.progress import PhaseTimer
@@ -55,8 +55,14 @@ def start_or_resume(config, flag_values=None, log=print):
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
   dataset = data.load(config.dataset, config.data_dir)
+  for which in ('encoder', 'decoder'):
+    architecture = getattr(config, f'{which}_architecture')
+    misfit = networks.shape_problem(which, architecture, dataset.image_shape)
+    if misfit:
+      raise VAEError(f'--{which}_architecture={architecture} does not fit the images of {config.data_dir}: {misfit}')
+  weights, row_values = user_networks.check_pair(config, dataset.image_shape)
   too_large = size_problem(config, len(dataset.train_images), len(dataset.test_images),
-                           dataset.train_images.shape[1])
+                           dataset.train_images.shape[1], weights, row_values)
   if too_large:
     raise VAEError(too_large)
   log(f'{dataset.name} from {config.data_dir}: {len(dataset.train_images):,} training and '

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from vae import data, evaluate, preprocess
 from vae.commands.errors import VAEError
-from vae.run import checkpoints, rundir
+from vae.run import checkpoints, rundir, user_networks
 from vae.run.config import RESUME_KEYS, RUN_SETTINGS, Config
 from vae.run.fileio import RunLock
 from vae.run.state import build_model
@@ -56,6 +56,7 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
     newest = checkpoints.newest_intact(paths.checkpoints, log)
     if saved is None or newest is None:
       raise VAEError(f'{output_dir} holds no trained run (no flags.json or no checkpoint); train one there first')
+    user_networks.load_for_saved_run(saved, output_dir)
     run_config = Config(**{k: v for k, v in saved.items() if k in RUN_SETTINGS})
     config = dataclasses.replace(run_config, eval_k=eval_k, output_dir=output_dir,
                                  data_dir=data.resolve_data_dir(run_config.dataset, data_dir, saved.get('data_dir')))

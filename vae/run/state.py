@@ -25,16 +25,20 @@ STEPS_PER_CALL = 10
 
 
 def use_xla(encoder_architecture, decoder_architecture):
-  """Whether to compile the training step with XLA: it fuses the fc model's element-wise work and Adam update
-  into few kernels, while its CPU convolutions are slower than TensorFlow's own (docs/performance.md)."""
-  return encoder_architecture == 'fc' and decoder_architecture == 'fc'
+  """Whether to compile the training step with XLA: as the pair was registered (vae/networks.py's use_xla)."""
+  return networks.use_xla(encoder_architecture, decoder_architecture)
+
+
+def build_networks(config, image_shape=preprocess.MNIST_SHAPE):
+  """(encoder, decoder) of `config`, their initial weights derived from its seed."""
+  keras.utils.set_random_seed(config.seed)
+  encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim, image_shape)
+  decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim, image_shape)
+  return encoder, decoder
 
 
 def build_model(config, image_shape=preprocess.MNIST_SHAPE):
-  keras.utils.set_random_seed(config.seed)  # Weight initialisation derives from the seed.
-  encoder = networks.build_encoder(config.encoder_architecture, config.latent_dim, image_shape)
-  decoder = networks.build_decoder(config.decoder_architecture, config.latent_dim, image_shape)
-  return VAE(encoder, decoder, likelihood=config.likelihood)
+  return VAE(*build_networks(config, image_shape), likelihood=config.likelihood)
 
 
 class TrainingState:

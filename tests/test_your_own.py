@@ -1,0 +1,118 @@
+"""A pair of networks of the user's own, from a file of theirs, through every command that builds networks."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO_ROOT, many_mains, user_env, write_mnist
+
+EXAMPLE = os.path.join(REPO_ROOT, 'examples', 'residual_mlp.py')
+PAIR = ['--encoder_architecture=resmlp', '--decoder_architecture=resmlp']
+
+WRONG = '''
+import keras
+from vae import networks
+
+def one_output(latent_dim, image_shape):  # an encoder that forgot log_var
+  x = keras.Input((784,))
+  return keras.Model(x, keras.layers.Dense(latent_dim)(x))
+
+networks.register('one_output', encoder=one_output)
+'''
+BROKEN = 'import keras\nraise RuntimeError("no GPU here")\n'
+NOTHING = 'import keras\nWIDTH = 3\n'
+
+
+def wait_until_paused(process, guard_s=300):
+  deadline = time.monotonic() + guard_s
+  while True:
+    pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+    if pid:
+      assert os.WIFSTOPPED(status), f'the run ended (wait status {status}) before pausing'
+      return
+    assert time.monotonic() < deadline, 'timed out waiting for the run to pause'
+    time.sleep(0.05)
+
+
+def test_a_pair_from_a_file_of_ones_own_trains_stops_resumes_evaluates_and_explores(tmp_path):
+  mnist = str(tmp_path / 'mnist')
+  write_mnist(mnist)
+  shutil.copy(EXAMPLE, tmp_path / 'my_pair.py')
+  (tmp_path / 'wrong.py').write_text(WRONG)
+  (tmp_path / 'broken.py').write_text(BROKEN)
+  (tmp_path / 'nothing.py').write_text(NOTHING)
+  run = tmp_path / 'run'
+  common = [f'--data_dir={mnist}', '--epochs=2', '--updates_per_epoch=20', '--batch_size=16', '--eval_k=2', *PAIR]
+
+  # Started from the user's directory with a relative path, stopped by SIGTERM at step 10 (mid-epoch 1).
+  process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'run.py'), '--network_module=my_pair.py',
+                              *common, f'--output_dir={run}'], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=user_env(VAE_TEST_PAUSE_AT_STEP='10'))
+  try:
+    wait_until_paused(process)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=300)
+  finally:
+    if process.poll() is None:
+      process.kill()
+  assert process.returncode == 143 and stderr.startswith('error: stopped by SIGTERM at step 10'), stderr
+  saved = json.load(open(run / 'flags.json'))
+  assert saved['network_module'] == str(tmp_path / 'my_pair.py')  # made absolute: found from any directory
+  assert saved['encoder_architecture'] == 'resmlp'
+
+  gone = tmp_path / 'gone'
+  _copy_gone(run, gone)
+  module = str(tmp_path / 'my_pair.py')
+  results = many_mains('run', [
+      ['--network_module=' + module, *common, f'--output_dir={run}'],                   # resumes and finishes
+      ['--eval_only', '--eval_k=3', f'--output_dir={run}'],                            # rebuilds from flags.json
+      [*common, f'--output_dir={run}'],                                                # the module left out
+      ['--network_module=' + str(tmp_path / 'wrong.py'), *common, '--encoder_architecture=one_output',
+       '--decoder_architecture=fc', f'--output_dir={tmp_path / "wrong_run"}'],
+      ['--network_module=' + str(tmp_path / 'broken.py'), *common, f'--output_dir={tmp_path / "x"}'],
+      ['--network_module=' + str(tmp_path / 'nothing.py'), *common, f'--output_dir={tmp_path / "x"}'],
+      ['--network_module=no_such_module', *common, f'--output_dir={tmp_path / "x"}'],
+      ['--eval_only', f'--output_dir={gone}'],
+  ], stdout=True)
+  resumed, evaluated, left_out, wrong, broken, nothing, missing, moved = results
+  assert resumed[0] == 0 and resumed[1] == '', resumed[1]
+  assert 'resuming at step 10 (10 of the 20 steps of epoch 1 done)' in resumed[2], resumed[2]
+  rows = list(csv.DictReader(open(run / 'metrics.csv')))
+  assert [int(r['step']) for r in rows] == [20, 40] and all(float(r['test_elbo']) < 0 for r in rows)
+  assert evaluated[0] == 0 and evaluated[1] == '', evaluated[1]
+  assert json.load(open(run / 'evaluation.json'))['eval_k'] == 3
+  # (In a process of its own the name is unknown without the module: test_run.py's refusals hold that line.)
+  assert left_out[:2] == (1, f'error: {run} holds a run made with --network_module={module}, not ; rerun with the '
+                             f'same flags to resume it, or pass --fresh to start over (this deletes its checkpoints, '
+                             f'metrics and frames)\n')
+  assert wrong[:2] == (1, f"error: the encoder 'one_output' (from wrong) must take [B, 784] and return [mean, "
+                          f"log_var], each [B, 2]; it returns [B, 2]\n")
+  assert not (tmp_path / 'wrong_run').exists()  # refused before anything was written
+  assert broken[:2] == (1, f'error: --network_module={tmp_path / "broken.py"} failed to import: RuntimeError: no GPU '
+                           f'here (at {tmp_path / "broken.py"}:2); fix the module and run the same command again\n')
+  assert nothing[:2] == (1, f'error: --network_module={tmp_path / "nothing.py"} registered no network: call '
+                            f'vae.networks.register(name, encoder=..., decoder=...) in it (see '
+                            f'examples/residual_mlp.py)\n')
+  assert missing[1].startswith('error: --network_module=no_such_module is no module importable from ')
+  assert moved[:2] == (1, f'error: the run in {gone} was trained with --network_module={tmp_path / "moved.py"}, '
+                          f'which is not a file (give a path to a .py file, or a module importable from the working '
+                          f'directory); put the module back where it was\n')
+
+  explored = many_mains('vae.commands.explore', [[f'--output_dir={run}']], stdout=True)
+  assert explored[0][:2] == (0, ''), explored
+  assert sorted(os.listdir(run / 'explore')) == ['interpolation.gif', 'interpolations.png', 'mean_reconstructions.png',
+                                                 'samples.png']
+
+
+def _copy_gone(run, gone):
+  """A copy of the run whose flags.json names a module that has since moved away."""
+  shutil.copytree(run, gone, ignore=shutil.ignore_patterns('.lock'))
+  flags = json.load(open(gone / 'flags.json'))
+  flags['network_module'] = str(gone.parent / 'moved.py')
+  (gone / 'flags.json').write_text(json.dumps(flags))
