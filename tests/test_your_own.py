@@ -116,3 +116,88 @@ def _copy_gone(run, gone):
   flags = json.load(open(gone / 'flags.json'))
   flags['network_module'] = str(gone.parent / 'moved.py')
   (gone / 'flags.json').write_text(json.dumps(flags))
+
+
+def write_images(root, sizes=None, colour_one=False, classes=('circle', 'square'), per_class=(6, 2)):
+  """root/train/<class>/<i>.png and root/test/<class>/<i>.png: 20x20 grey shapes on noise (one RGB JPEG among the
+  training images with `colour_one`); `sizes` {relative path: (H, W)} overrides single images' sizes."""
+  from PIL import Image
+  import numpy as np
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[:20, :20]
+  for split, count in zip(('train', 'test'), per_class):
+    for label in classes:
+      os.makedirs(root / split / label, exist_ok=True)
+      for i in range(count):
+        pixels = (rng.random((20, 20)) * 60).astype(np.uint8)
+        pixels[(yy - 10) ** 2 + (xx - 10) ** 2 < 30 if label == 'circle' else (abs(yy - 10) < 5) & (abs(xx - 10) < 5)] = 255
+        Image.fromarray(pixels).save(root / split / label / f'{i}.png')
+  if colour_one:
+    Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(root / 'train' / classes[0] / 'colour.jpg', quality=95)
+  for relative, (height, width) in (sizes or {}).items():
+    Image.fromarray(np.zeros((height, width), np.uint8)).save(root / relative)
+
+
+def test_images_of_ones_own_train_record_their_fingerprint_and_every_bad_folder_is_one_line(tmp_path):
+  import numpy as np
+  from vae import data
+  mine = tmp_path / 'mine'
+  write_images(mine, colour_one=True)
+  dataset = data.load('folder', str(mine))
+  assert dataset.image_shape == (20, 20, 3) and dataset.class_names == ('circle', 'square')  # grey made colour
+  assert dataset.train_images.shape == (13, 1200) and list(dataset.test_labels) == [0, 0, 1, 1]
+  assert 0 <= dataset.train_images.min() and dataset.train_images.max() <= 1
+  from PIL import Image
+  np.testing.assert_array_equal(dataset.train_images[0].reshape(20, 20, 3)[..., 0],
+                                (np.asarray(Image.open(mine / 'train/circle/0.png')) / np.float32(255)))
+  for name, setup in (('no_test', lambda d: shutil.rmtree(d / 'test')),
+                      ('empty', lambda d: [os.remove(p) for p in (d / 'test').rglob('*.png')]),
+                      ('text', lambda d: (d / 'train' / 'square' / 'notes.txt').write_text('not an image')),
+                      ('mixed', lambda d: write_images(d, sizes={'test/odd.png': (24, 20)}))):
+    write_images(tmp_path / name)
+    setup(tmp_path / name)
+  common = ['--dataset=folder', '--epochs=1', '--updates_per_epoch=2', '--batch_size=4', '--eval_k=2']
+  results = many_mains('run', [
+      [*common, f'--data_dir={mine}', f'--output_dir={tmp_path / "run"}'],
+      [*common, f'--data_dir={tmp_path / "no_test"}', f'--output_dir={tmp_path / "x"}'],
+      [*common, f'--data_dir={tmp_path / "empty"}', f'--output_dir={tmp_path / "x"}'],
+      [*common, f'--data_dir={tmp_path / "text"}', f'--output_dir={tmp_path / "x"}'],
+      [*common, f'--data_dir={tmp_path / "mixed"}', f'--output_dir={tmp_path / "x"}'],
+      [*common, f'--data_dir={tmp_path / "mixed"}', '--image_size=28,28', '--encoder_architecture=conv',
+       '--decoder_architecture=conv', '--do_viz=False', f'--output_dir={tmp_path / "resized"}'],
+      [*common, f'--data_dir={mine}', '--encoder_architecture=conv', f'--output_dir={tmp_path / "x"}'],
+      [*common[:-2], '--batch_size=14', f'--data_dir={mine}', f'--output_dir={tmp_path / "x"}'],
+      [*common, f'--output_dir={tmp_path / "x"}'],
+  ], stdout=True)
+  trained, no_test, empty, text, mixed, resized, conv, batch, no_dir = [r[:2] for r in results]
+  assert trained == (0, ''), trained
+  saved = json.load(open(tmp_path / 'run' / 'flags.json'))
+  assert saved['dataset'] == 'folder' and saved['data_fingerprint'] == dataset.fingerprint
+  assert sorted(os.listdir(tmp_path / 'run' / 'figs')) == ['canvas', 'spread']
+  assert no_test == (1, f'error: --dataset=folder reads train/ and test/ folders of images from --data_dir, and '
+                        f'{tmp_path / "no_test"} has no test/ folder\n')
+  assert empty == (1, f'error: {tmp_path / "empty" / "test"} holds no images; put the test images there (in one '
+                      f'subfolder per class, if they have classes)\n')
+  assert text == (1, f'error: {tmp_path / "text" / "train" / "square" / "notes.txt"} is not an image TensorFlow can '
+                     f'read (PNG, JPEG, GIF or BMP); remove it from {tmp_path / "text"}\n')
+  assert mixed == (1, f'error: the images of {tmp_path / "mixed"} differ in size: train/circle/0.png is 20x20, '
+                      f'test/odd.png is 24x20; pass --image_size=H,W to resize them all to one size\n')
+  assert resized == (0, ''), resized
+  assert json.load(open(tmp_path / 'resized' / 'evaluation.json'))['num_test_images'] == 5
+  assert conv == (1, f'error: --encoder_architecture=conv does not fit the images of {mine}: the conv networks '
+                     f'take 28x28 or 32x32 images with 1 or 3 channels, not 20x20x3; the fc networks take any shape\n')
+  assert batch == (1, 'error: --batch_size=14 is larger than the training set (13 images); pass --batch_size=13 or '
+                      'less\n')
+  assert no_dir == (1, 'error: --dataset=folder needs --data_dir=DIR, the folder that holds your train/ and test/ '
+                       'image folders\n')
+  assert not (tmp_path / 'x').exists()
+
+  # The images change: resuming is refused, and the run is left as it was.
+  before = open(tmp_path / 'run' / 'metrics.csv').read()
+  shutil.copy(mine / 'train' / 'square' / '0.png', mine / 'train' / 'square' / 'copy.png')
+  (resumed,) = many_mains('run', [[*common[:1], '--epochs=2', *common[2:], f'--data_dir={mine}',
+                                   f'--output_dir={tmp_path / "run"}']])
+  assert resumed == (1, f'error: {tmp_path / "run"} holds a run trained on other images than those in {mine} now '
+                        f'(their files changed since); resume it on the same images, or pass --fresh to start over '
+                        f'(this deletes its checkpoints, metrics and frames)\n')
+  assert open(tmp_path / 'run' / 'metrics.csv').read() == before

@@ -80,6 +80,7 @@ SOURCES = {
                      'Ankle boot')),
 }
 IDX_NAMES = tuple(SOURCES)
+FOLDER = 'folder'  # images of one's own, in DIR/train and DIR/test (vae/sources/folder.py)
 TFDS_EXAMPLE = 'kmnist'
 
 # Every known fingerprint -> (data set, file name): what a file holds, whichever name it sits under.
@@ -106,6 +107,8 @@ def resolve_data_dir(name, given=None, saved=None):
     return given
   if saved:
     return saved
+  if name == FOLDER:
+    return 'images'  # no default location: run.py asks for --data_dir
   return os.path.join('..', name) if name in IDX_NAMES else os.path.join('..', 'tensorflow_datasets')
 
 
@@ -127,11 +130,15 @@ def describe(name, data_dir):
                     f'--dataset={TFDS_EXAMPLE}') from None
 
 
-def load(name, data_dir, mirrors=None, timeout=30.0):
+def load(name, data_dir, mirrors=None, timeout=30.0, image_size=None):
   """The data set `name` as a `vae.preprocess.Dataset`, read from `data_dir` (downloaded into it first if missing).
 
-  `mirrors` replaces an IDX data set's own mirrors (the tests serve the files from a local server).
+  `mirrors` replaces an IDX data set's own mirrors (the tests serve the files from a local server); `image_size`
+  (H, W) resizes the images of a folder of one's own (FOLDER).
   """
+  if name == FOLDER:
+    from vae.sources import folder
+    return folder.load(data_dir, image_size)
   if name not in IDX_NAMES:
     from vae.sources import tfds
     return tfds.load(name, data_dir)

@@ -38,10 +38,11 @@ DIGITS = tuple(str(d) for d in range(10))
 NUM_CLASSES = len(DIGITS)
 
 Dataset = collections.namedtuple('Dataset', ['train_images', 'train_labels', 'test_images', 'test_labels',
-                                             'image_shape', 'class_names', 'name'],
-                                 defaults=(MNIST_SHAPE, DIGITS, 'mnist'))
+                                             'image_shape', 'class_names', 'name', 'fingerprint'],
+                                 defaults=(MNIST_SHAPE, DIGITS, 'mnist', None))
 Dataset.__doc__ = """A data set in memory: images float32 [N, D] in [0, 1], labels integer [N] indexing `class_names`,
-`image_shape` (H, W, C) with H*W*C = D, and the data set's `name`."""
+`image_shape` (H, W, C) with H*W*C = D, the data set's `name`, and for images of one's own (vae/sources/folder.py)
+the `fingerprint` of their files, which a resumed run must match."""
 
 
 def num_values(image_shape):

@@ -132,7 +132,9 @@ def explore(output_dir, save_dir, data_dir=None, count=50, pairs=6, steps=10, se
   encoder, decoder, saved = load_export(output_dir)
   latent_dim = int(decoder.inputs[0].shape[-1])
   name = saved.get('dataset', 'mnist')
-  dataset = data.load(name, data.resolve_data_dir(name, data_dir, saved.get('data_dir')))
+  from vae.run.config import parse_image_size
+  dataset = data.load(name, data.resolve_data_dir(name, data_dir, saved.get('data_dir')),
+                      image_size=parse_image_size(saved.get('image_size') or ''))
   shape = dataset.image_shape
   test_images = dataset.test_images
   if 2 * pairs > len(test_images):

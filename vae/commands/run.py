@@ -39,6 +39,8 @@ def flag_problem(flag_values, config):
     return '--eval_only evaluates the run in --output_dir and --fresh deletes it; pass one of them'
   if flag_values.eval_only:
     return None  # the run's own flags.json defines the model
+  if config.dataset == data.FOLDER and not cli.was_given(flag_values, 'data_dir'):
+    return '--dataset=folder needs --data_dir=DIR, the folder that holds your train/ and test/ image folders'
   return problem(config) or (architecture_problem(config) if config.dataset in data.IDX_NAMES else None)
 
 
@@ -76,7 +78,7 @@ def train_or_evaluate(flag_values, arguments):
     evaluate_saved_run(config.output_dir, config.eval_k,
                        data_dir=flag_values.data_dir if cli.was_given(flag_values, 'data_dir') else None)
     return 0
-  if config.dataset not in data.IDX_NAMES:  # a TFDS data set: its metadata needs tensorflow-datasets
+  if config.dataset not in data.IDX_NAMES + (data.FOLDER,):  # TFDS: its metadata needs tensorflow-datasets
     line = architecture_problem(config)
     if line:
       return fail(line)

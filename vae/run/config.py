@@ -72,9 +72,13 @@ class Config:
       resume='a gif needs a frame of every epoch, and a resumed run draws only the epochs it trains')
   # Added: the original hard-coded these, or did not have them.
   dataset: str = setting(
-      'mnist', 'mnist (the original), fashion_mnist, or any TensorFlow Datasets image data set with integer '
-      'labels (e.g. kmnist, emnist/letters, cifar10), read from --data_dir. The conv architectures need 28x28 '
-      'or 32x32 images.', resume='it is the data')
+      'mnist', 'mnist (the original), fashion_mnist, any TensorFlow Datasets image data set with integer '
+      'labels (e.g. kmnist, emnist/letters, cifar10), read from --data_dir, or "folder": images of your own in '
+      '--data_dir\'s train/ and test/ folders, one subfolder per class (see --image_size). The conv '
+      'architectures need 28x28 or 32x32 images.', resume='it is the data')
+  image_size: str = setting(
+      '', 'H,W: resize every image of --dataset=folder to H x W pixels (needed when they differ in size; by '
+      'default they are used as they are).', resume='it is the data')
   learning_rate: float = setting(2e-4, 'Adam learning rate.', resume='it sets the size of every Adam step')
   beta: float = setting(
       1.0, 'Weight of the rate (KL) in the training objective distortion + beta * rate: 1 is the ELBO, other '
@@ -179,6 +183,12 @@ def problem(config):
               '; a network of your own is registered by the module --network_module names')
       return (f'--{which}_architecture={name} is not a registered {which}: one of {", ".join(registry)}'
               + (f' (with --network_module={config.network_module})' if config.network_module else '') + mine)
+  if config.image_size:
+    size = parse_image_size(config.image_size)
+    if size is None:
+      return f'--image_size must be two positive integers H,W (e.g. 28,28), got {config.image_size!r}'
+    if config.dataset != 'folder':
+      return f'--image_size resizes the images of --dataset=folder only; --dataset={config.dataset} has its own size'
   if config.epochs * config.updates_per_epoch > MAX_STEPS:
     return (f'--epochs times --updates_per_epoch must be at most {MAX_STEPS} training steps, got '
             f'{config.epochs * config.updates_per_epoch}')
@@ -193,6 +203,14 @@ def problem(config):
     return ('--objective=iwae trains the importance-weighted bound, which has no rate term to weigh: it needs '
             '--beta=1 and --kl_warmup_steps=0 (use --objective=elbo for a beta-VAE or a warm-up)')
   return None
+
+
+def parse_image_size(text):
+  """(H, W) of an --image_size value "H,W", or None if it is not two positive integers ('' is no resizing)."""
+  parts = text.replace('x', ',').split(',')
+  if len(parts) != 2 or not all(p.strip().isdigit() and 0 < int(p) <= 65536 for p in parts):
+    return None
+  return int(parts[0]), int(parts[1])
 
 
 def size_problem(config, num_train, num_test, num_values, weights, row_values):

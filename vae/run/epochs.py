@@ -32,7 +32,7 @@ from vae import data, evaluate, networks, preprocess, viz
 from vae.commands.errors import VAEError
 from vae.model import reparameterize
 from vae.run import frames, outputs, rundir, signals, user_networks
-from vae.run.config import size_problem
+from vae.run.config import parse_image_size, size_problem
 from vae.run.fileio import RunLock, ensure_writable_dir
 from vae.run.progress import PhaseTimer
 from vae.run.resume import FINISHED, resume_point
@@ -54,7 +54,10 @@ def start_or_resume(config, flag_values=None, log=print):
   """
   paths = rundir.RunPaths(config.output_dir)
   # The data comes first: a bad data file is reported before anything in the output directory is touched.
-  dataset = data.load(config.dataset, config.data_dir)
+  dataset = data.load(config.dataset, config.data_dir, image_size=parse_image_size(config.image_size))
+  flag_values = flag_values or dataclasses.asdict(config)
+  if dataset.fingerprint:  # images of one's own: a resumed run must find the same ones
+    flag_values = dict(flag_values, data_fingerprint=dataset.fingerprint)
   for which in ('encoder', 'decoder'):
     architecture = getattr(config, f'{which}_architecture')
     misfit = networks.shape_problem(which, architecture, dataset.image_shape)
@@ -74,7 +77,7 @@ def start_or_resume(config, flag_values=None, log=print):
   handover = [dataset]
   del dataset
   with RunLock(config.output_dir):
-    return _train_locked(config, paths, handover, flag_values or dataclasses.asdict(config), log)
+    return _train_locked(config, paths, handover, flag_values, log)
 
 
 def _train_locked(config, paths, handover, flag_values, log):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from vae import data, evaluate, preprocess
 from vae.commands.errors import VAEError
 from vae.run import checkpoints, rundir, user_networks
-from vae.run.config import RESUME_KEYS, RUN_SETTINGS, Config
+from vae.run.config import RESUME_KEYS, RUN_SETTINGS, Config, parse_image_size
 from vae.run.fileio import RunLock
 from vae.run.state import build_model
 
@@ -60,7 +60,7 @@ def evaluate_saved_run(output_dir, eval_k, data_dir=None, log=print):
     run_config = Config(**{k: v for k, v in saved.items() if k in RUN_SETTINGS})
     config = dataclasses.replace(run_config, eval_k=eval_k, output_dir=output_dir,
                                  data_dir=data.resolve_data_dir(run_config.dataset, data_dir, saved.get('data_dir')))
-    dataset = data.load(config.dataset, config.data_dir)
+    dataset = data.load(config.dataset, config.data_dir, image_size=parse_image_size(config.image_size))
     _, test_images = preprocess.prepare_images(dataset, config.binarize, config.seed)
     model = build_model(config, dataset.image_shape)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')

@@ -152,6 +152,11 @@ def check_resumable(paths, flag_values):
       raise VAEError(f'{paths.root} holds a run made with --{key}={made_with}, not {flag_values[key]}; '
                      f'rerun with the same flags to resume it, or pass --fresh to start over (this deletes its '
                      f'checkpoints, metrics and frames)')
+  trained_on, now = saved.get('data_fingerprint'), flag_values.get('data_fingerprint')
+  if saved and trained_on != now and (trained_on or now):
+    raise VAEError(f'{paths.root} holds a run trained on other images than those in {flag_values.get("data_dir")} '
+                   f'now (their files changed since); resume it on the same images, or pass --fresh to start over '
+                   f'(this deletes its checkpoints, metrics and frames)')
 
 
 def clear_run(paths):
