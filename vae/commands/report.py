@@ -33,7 +33,7 @@ flags.DEFINE_boolean('group_seeds', True, 'One row for runs that differ only in 
                      flag_values=COMMAND.flags)
 
 # Flags that never change what a run computes, so they make no column of their own.
-NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only')
+NOT_SETTINGS = ('output_dir', 'data_dir', 'fresh', 'eval_only', 'data_fingerprint')
 
 
 EVALUATION_FIELDS = {'test_elbo': float, 'test_log_likelihood': float, 'eval_k': int, 'active_units': int}
