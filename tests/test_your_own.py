@@ -90,9 +90,9 @@ def test_a_pair_from_a_file_of_ones_own_trains_stops_resumes_evaluates_and_explo
   # (In a process of its own the name is unknown without the module: test_run.py's refusals hold that line.)
   assert left_out[:2] == (1, f'error: {run} holds a run made with --network_module={module}, not ; rerun with the '
                              f'same flags to resume it, or pass --fresh to start over (this deletes its checkpoints, '
-                             f'metrics and frames)\n')
-  assert wrong[:2] == (1, f"error: the encoder 'one_output' (from wrong) must take [B, 784] and return [mean, "
-                          f"log_var], each [B, 2]; it returns [B, 2]\n")
+                             'metrics and frames)\n')
+  assert wrong[:2] == (1, "error: the encoder 'one_output' (from wrong) must take [B, 784] and return [mean, "
+                          "log_var], each [B, 2]; it returns [B, 2]\n")
   assert not (tmp_path / 'wrong_run').exists()  # refused before anything was written
   assert broken[:2] == (1, f'error: --network_module={tmp_path / "broken.py"} failed to import: RuntimeError: no GPU '
                            f'here (at {tmp_path / "broken.py"}:2); fix the module and run the same command again\n')
@@ -106,8 +106,8 @@ def test_a_pair_from_a_file_of_ones_own_trains_stops_resumes_evaluates_and_explo
 
   explored = many_mains('vae.commands.explore', [[f'--output_dir={run}']], stdout=True)
   assert explored[0][:2] == (0, ''), explored
-  assert sorted(os.listdir(run / 'explore')) == ['interpolation.gif', 'interpolations.png', 'mean_reconstructions.png',
-                                                 'samples.png']
+  assert sorted(os.listdir(run / 'explore')) == ['interpolation.gif', 'interpolations.png',
+                                                 'mean_reconstructions.png', 'samples.png']
 
 
 def _copy_gone(run, gone):
@@ -130,7 +130,8 @@ def write_images(root, sizes=None, colour_one=False, classes=('circle', 'square'
       os.makedirs(root / split / label, exist_ok=True)
       for i in range(count):
         pixels = (rng.random((20, 20)) * 60).astype(np.uint8)
-        pixels[(yy - 10) ** 2 + (xx - 10) ** 2 < 30 if label == 'circle' else (abs(yy - 10) < 5) & (abs(xx - 10) < 5)] = 255
+        disc, square = (yy - 10) ** 2 + (xx - 10) ** 2 < 30, (abs(yy - 10) < 5) & (abs(xx - 10) < 5)
+        pixels[disc if label == 'circle' else square] = 255
         Image.fromarray(pixels).save(root / split / label / f'{i}.png')
   if colour_one:
     Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(root / 'train' / classes[0] / 'colour.jpg', quality=95)
@@ -185,7 +186,8 @@ def test_images_of_ones_own_train_record_their_fingerprint_and_every_bad_folder_
   assert resized == (0, ''), resized
   assert json.load(open(tmp_path / 'resized' / 'evaluation.json'))['num_test_images'] == 5
   assert conv == (1, f'error: --encoder_architecture=conv does not fit the images of {mine}: the conv networks '
-                     f'take 28x28 or 32x32 images with 1 or 3 channels, not 20x20x3; the fc networks take any shape\n')
+                     'take 28x28 or 32x32 images with 1 or 3 channels, not 20x20x3; the fc networks take any '
+                     'shape\n')
   assert batch == (1, 'error: --batch_size=14 is larger than the training set (13 images); pass --batch_size=13 or '
                       'less\n')
   assert no_dir == (1, 'error: --dataset=folder needs --data_dir=DIR, the folder that holds your train/ and test/ '
