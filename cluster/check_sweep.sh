@@ -6,8 +6,9 @@
 # Starts a one-node SLURM (cluster/start_slurm.sh), writes a two-line sweep file, submits cluster/sweep.sbatch for
 # both lines with one CPU per task (so both run side by side on a 2-core machine) and a 3-minute time limit with
 # SIGUSR1 a minute before it, so that the limit falls mid-run; trains the same two runs without SLURM beside them;
-# and passes if both tasks end COMPLETED after at least one requeue each, with metrics.csv (all but its seconds
-# column) and evaluation.json (all but its seconds) equal to the runs without SLURM. Then vae-report shows a row
+# and passes if both tasks end COMPLETED after at least one requeue each, each requeued by itself (its own log says
+# so, and no task was stopped by another's requeue), with metrics.csv (all but its seconds column) and
+# evaluation.json (all but its seconds) equal to the runs without SLURM. Then vae-report shows a row
 # per line of the sweep.
 set -euo pipefail
 data_dir=${1:?usage: bash cluster/check_sweep.sh DATA_DIR (a directory holding the four MNIST files)}
@@ -41,7 +42,9 @@ for n in 1 2; do
   done
   restarts=$(sed -n 's/.*Restarts=\([0-9]*\).*/\1/p' <<< "$info" | head -1)
   echo "task ${job}_$n ($(sed -n "${n}p" "$work/sweep.txt")): $state after $restarts requeue(s)"
-  grep -E 'error:|requeued|resuming|log-likelihood' "$work/slurm-${job}_$n.out" | sed 's/^/    /' || true
+  grep -E 'error:|requeue|resuming|log-likelihood' "$work/slurm-${job}_$n.out" | sed 's/^/    /' || true
+  grep -q "task $n: time limit near, requeued" "$work/slurm-${job}_$n.out" || { echo "    not requeued by itself"; ok=0; }
+  if grep -q 'DUE TO JOB REQUEUE' "$work/slurm-${job}_$n.out"; then echo "    stopped by another task's requeue"; ok=0; fi
   .venv/bin/python - "$work/slurm/line$n" "$work/plain/line$n" "$state" "${restarts:-0}" <<'PY' || ok=0
 import csv, json, sys
 slurm, plain, state, restarts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4] or 0)

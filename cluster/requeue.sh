@@ -4,14 +4,18 @@
 # continues from the checkpoint. Returns the run's exit status.
 requeue_when_stopped() {
   "$@" &
-  local run=$! status
+  local run=$! status task
   trap 'kill -USR1 "$run"' USR1
   # `wait` returns early when a trapped signal arrives; wait again until run.py itself has ended.
   wait "$run"; status=$?
   while kill -0 "$run" 2>/dev/null; do wait "$run"; status=$?; done
   if [ "$status" -eq 138 ]; then  # 128 + SIGUSR1: saved at its step because the time limit is near
     echo "task $SLURM_ARRAY_TASK_ID: time limit near, requeued to resume at the saved step"
-    scontrol requeue "$SLURM_JOB_ID"
+    # This task alone: in an array, the last task's SLURM_JOB_ID is the array's own id, and requeueing that id
+    # requeues (and stops) every task of the array.
+    task=$SLURM_JOB_ID
+    if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then task=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}; fi
+    scontrol requeue "$task"
   fi
   return "$status"
 }

@@ -211,7 +211,8 @@ def run_py(*args, cwd=None, timeout=300, **env):
 
 def many_mains(module, command_lines, timeout=300, stdout=False, env=None):
   """[(exit status, stderr)] of `module`'s main ('run' or 'vae.commands.explore') on each command line, in one process
-  (tests/many_mains.py) with `env` added to its environment; with `stdout`, [(exit status, stderr, stdout)]."""
+  (tests/many_mains.py) with `env` added to its environment; with `stdout`, [(exit status, stderr, stdout)]. A
+  command line {'module': M, 'argv': [...]} runs module M's main instead."""
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tests', 'many_mains.py'), module,
                            json.dumps(command_lines)], env=user_env(**(env or {})), capture_output=True, text=True,
                           timeout=timeout)

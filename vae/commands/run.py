@@ -55,6 +55,21 @@ def architecture_problem(config):
   return None
 
 
+def _saved_module_hint(config):
+  """For a name no module registered: the module the run in --output_dir was made with, if it names one."""
+  import json
+  import os
+  try:
+    with open(os.path.join(config.output_dir, 'flags.json'), encoding='utf-8') as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return ''
+  module = saved.get('network_module') if isinstance(saved, dict) else None
+  if not module or module == config.network_module:
+    return ''
+  return f' (the run in {config.output_dir} was made with --network_module={module}: pass it again to resume it)'
+
+
 def train_or_evaluate(flag_values, arguments):
   """The body of `python run.py`; returns the exit status (a VAEError ends it with its line, vae/commands/cli.py)."""
   del arguments
@@ -68,7 +83,7 @@ def train_or_evaluate(flag_values, arguments):
     user_networks.load(config.network_module)
   line = flag_problem(flag_values, config)
   if line:
-    return fail(line)
+    return fail(line + (_saved_module_hint(config) if 'is not a registered' in line else ''))
 
   # Only now TensorFlow, through vae/commands/quiet.py, so that its C++ start-up lines stay off the terminal.
   tf = import_tensorflow()

@@ -16,7 +16,7 @@ from vae.commands.errors import VAEError
 from vae.preprocess import num_values
 
 EXAMPLE = 'examples/residual_mlp.py'
-_loaded = {}  # {resolved module: names it registered}, so that a second command in one process imports it once
+_loaded = {}  # {module as given: (names it registered, its name in sys.modules)}: imported once per process
 
 
 def resolve(spec, directory=None):
@@ -40,7 +40,7 @@ def load(spec, run_dir=None):
   if not spec:
     return []
   if spec in _loaded:
-    return _loaded[spec]
+    return _loaded[spec][0]
   said = (f'the run in {run_dir} was trained with --network_module={spec}, which' if run_dir else
           f'--network_module={spec}')
   todo = '; put the module back where it was' if run_dir else ''
@@ -60,8 +60,8 @@ def load(spec, run_dir=None):
   if not registered:
     raise VAEError(f'{said} registered no network: call vae.networks.register(name, encoder=..., decoder=...) in '
                    f'it (see {EXAMPLE})')
-  _loaded[spec] = sorted(set(registered))
-  return _loaded[spec]
+  _loaded[spec] = (sorted(set(registered)), module.__name__)
+  return _loaded[spec][0]
 
 
 class _NotFound(Exception):
@@ -73,7 +73,7 @@ def _import(spec):
     if not os.path.isfile(spec):
       raise _NotFound('is not a file (give a path to a .py file, or a module importable from the working directory)')
     stem = os.path.splitext(os.path.basename(spec))[0]
-    name = stem if stem.isidentifier() and stem not in sys.modules else f'vae_network_module_{len(_loaded)}'
+    name = stem if stem.isidentifier() and stem not in sys.modules else f'vae_network_module_{len(sys.modules)}'
     loader_spec = importlib.util.spec_from_file_location(name, spec)
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[name] = module  # as an import would, so that Keras finds the classes it registers
