@@ -106,7 +106,8 @@ def test_the_same_seed_stopped_and_resumed_gives_the_same_metrics_frames_and_gif
 OTHER_VALUES = {'dataset': 'fashion_mnist', 'latent_dim': 3, 'batch_size': 8, 'encoder_architecture': 'conv',
                 'decoder_architecture': 'conv', 'updates_per_epoch': 5, 'learning_rate': 2e-3, 'seed': 1,
                 'binarize': 'dynamic', 'do_viz': False, 'beta': 0.5, 'kl_warmup_steps': 10, 'train_k': 2,
-                'objective': 'iwae', 'likelihood': 'continuous_bernoulli'}
+                'objective': 'iwae', 'likelihood': 'continuous_bernoulli', 'image_size': '28,28',
+                'network_module': 'my_networks.py'}
 
 
 def test_every_setting_a_resume_must_match_is_checked(reference_run, tmp_path):

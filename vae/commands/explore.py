@@ -107,10 +107,8 @@ def load_export(output_dir):
                    f'a run there first')
   from vae.run import rundir, user_networks
   saved = rundir.read_saved_flags(rundir.RunPaths(output_dir), hint='restore it from a copy of the run')
-  if saved is None:
-    raise VAEError(f'{output_dir} holds no flags.json beside its export, so which data set it was trained on is '
-                   f'unknown; restore it from a copy of the run')
-  user_networks.load_for_saved_run(saved, output_dir)  # classes of its own that the .keras files name
+  if saved is not None:
+    user_networks.load_for_saved_run(saved, output_dir)  # classes of its own that the .keras files name
   try:
     encoder, decoder = (keras.models.load_model(p) for p in paths)
     latent_dim = int(decoder.inputs[0].shape[-1])
@@ -119,6 +117,9 @@ def load_export(output_dir):
   except Exception as e:  # noqa: BLE001  (any failure here means: not one of our runs)
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise VAEError(f'{output_dir} does not hold a run exported by this project ({reason[:200]})') from None
+  if saved is None:
+    raise VAEError(f'{output_dir} holds no flags.json beside its export, so which data set it was trained on is '
+                   f'unknown; restore it from a copy of the run')
   return encoder, decoder, saved
 
 

@@ -230,7 +230,8 @@ def size_problem(config, num_train, num_test, num_values, weights, row_values):
   needed = 4 * (4 * weights + activations) + num_train * num_values + 4 * num_test * num_values
   available = _physical_memory()
   if available and needed > available:
-    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from its networks, '
+    return (f'this run needs at least {needed / 2 ** 30:.1f} GiB of memory (estimated from '
+            f'--latent_dim={config.latent_dim}, '
             f'--batch_size={config.batch_size} and --train_k={config.train_k}), more than this machine\'s '
             f'{available / 2 ** 30:.1f} GiB')
   return None
