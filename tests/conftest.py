@@ -220,6 +220,21 @@ def many_mains(module, command_lines, timeout=300, stdout=False, env=None):
   return [tuple(r if stdout else r[:2]) for r in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
+def wait_until_paused(process, guard_s=300):
+  """Returns once the run has stopped itself at the pause its VAE_TEST_PAUSE_* variable names
+  (tests/known_data/sitecustomize.py): a state that lasts until the test continues or ends it, so no signal can
+  arrive too late. Fails if the run ended instead; the guard only ends a test that would otherwise hang."""
+  import time
+  deadline = time.monotonic() + guard_s
+  while True:
+    pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+    if pid:
+      assert os.WIFSTOPPED(status), f'the run ended (wait status {status}) before pausing mid-run'
+      return
+    assert time.monotonic() < deadline, 'timed out waiting for the run to pause'
+    time.sleep(0.05)
+
+
 class Started:
   """A subprocess started now and waited for later, so that two slow ones (mostly one core each: start-up,
   tracing, compiling) share the machine's cores. `finished()` waits (the timeout only guards against a hang) and

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import tensorflow as tf
 
 from vae.run import checkpoints
 from vae.run.config import Config
-from conftest import train_run, REPO_ROOT, Started, run_py, user_env, write_mnist
+from conftest import train_run, REPO_ROOT, Started, run_py, user_env, wait_until_paused, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
 
@@ -23,20 +22,6 @@ def completed_epochs(output_dir):
       return len(list(csv.DictReader(f)))
   except FileNotFoundError:
     return 0
-
-
-def wait_until_paused(process):
-  """Returns once the run has stopped itself after the epoch its VAE_TEST_PAUSE_AFTER_EPOCH names
-  (tests/known_data/sitecustomize.py): a state that lasts until the test continues or ends it, so no signal can
-  arrive too late. Fails if the run ended instead; the guard only ends a test that would otherwise hang."""
-  deadline = time.monotonic() + HANG_GUARD_S
-  while True:
-    pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
-    if pid:
-      assert os.WIFSTOPPED(status), f'the run ended (wait status {status}) before pausing mid-run'
-      return
-    assert time.monotonic() < deadline, 'timed out waiting for the run to pause'
-    time.sleep(0.05)
 
 
 # run.py as a terminal starts it, with SIGINT not ignored even when the test runner was started with it ignored

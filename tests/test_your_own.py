@@ -7,9 +7,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
-from conftest import REPO_ROOT, many_mains, user_env, write_mnist
+from conftest import REPO_ROOT, many_mains, user_env, wait_until_paused, write_mnist
 
 EXAMPLE = os.path.join(REPO_ROOT, 'examples', 'residual_mlp.py')
 PAIR = ['--encoder_architecture=resmlp', '--decoder_architecture=resmlp']
@@ -26,17 +25,6 @@ networks.register('one_output', encoder=one_output)
 '''
 BROKEN = 'import keras\nraise RuntimeError("no GPU here")\n'
 NOTHING = 'import keras\nWIDTH = 3\n'
-
-
-def wait_until_paused(process, guard_s=300):
-  deadline = time.monotonic() + guard_s
-  while True:
-    pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
-    if pid:
-      assert os.WIFSTOPPED(status), f'the run ended (wait status {status}) before pausing'
-      return
-    assert time.monotonic() < deadline, 'timed out waiting for the run to pause'
-    time.sleep(0.05)
 
 
 def test_a_pair_from_a_file_of_ones_own_trains_stops_resumes_evaluates_and_explores(tmp_path):
