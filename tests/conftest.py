@@ -91,6 +91,21 @@ def network_guard():
     pytest.fail('a fixture tried the network: ' + '; '.join(attempts[:5]), pytrace=False)
 
 
+# The files that take longest on 2 cores, longest first. pytest-xdist hands each worker whole files in the order
+# they were collected (`--no-loadscope-reorder`, pytest.ini), so these start first and the workers end together;
+# the other files follow in their usual order. Reorder it when `--durations` shows that a file's time changed.
+LONGEST_FIRST = ['test_research.py', 'test_run.py', 'test_model.py', 'test_interrupt.py', 'test_bench.py',
+                 'test_your_own.py', 'test_run_directory.py', 'test_datasets.py', 'test_wiring.py',
+                 'test_objectives.py', 'test_faults.py', 'test_fingerprints.py', 'test_likelihood.py']
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item):
+    name = os.path.basename(str(item.path))
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+  items.sort(key=rank)  # stable: the tests of a file keep their order
+
+
 def _set_op_determinism(enabled):
   from tensorflow.python.framework import config as tf_config  # the switch tf.config.experimental turns on
   (tf_config.enable_op_determinism if enabled else tf_config.disable_op_determinism)()
@@ -159,6 +174,18 @@ def refusing_port():
     yield s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def offline_here(port):
+  """This process offline while the block runs, as `offline_env` makes a process the tests start
+  (tests/known_data/offline.py)."""
+  import offline
+  undo = offline.refuse_downloads(port)
+  try:
+    yield
+  finally:
+    undo()
+
+
 def offline_env(port):
   """The environment variable that makes a process the tests start offline: every mirror and TensorFlow
   Datasets' connection check point at `port` (tests/known_data/sitecustomize.py)."""
@@ -209,15 +236,12 @@ def run_py(*args, cwd=None, timeout=300, **env):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def many_mains(module, command_lines, timeout=300, stdout=False, env=None):
-  """[(exit status, stderr)] of `module`'s main ('run' or 'vae.commands.explore') on each command line, in one process
-  (tests/many_mains.py) with `env` added to its environment; with `stdout`, [(exit status, stderr, stdout)]. A
-  command line {'module': M, 'argv': [...]} runs module M's main instead."""
-  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tests', 'many_mains.py'), module,
-                           json.dumps(command_lines)], env=user_env(**(env or {})), capture_output=True, text=True,
-                          timeout=timeout)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return [tuple(r if stdout else r[:2]) for r in json.loads(result.stdout.strip().splitlines()[-1])]
+def many_mains(module, command_lines, stdout=False):
+  """[(exit status, stderr)] of `module`'s main ('run' or 'vae.commands.explore') on each command line, run in this
+  process as a fresh process would see each (tests/many_mains.py); with `stdout`, [(exit status, stderr, stdout)].
+  A command line {'module': M, 'argv': [...]} runs module M's main instead."""
+  from many_mains import many_mains as run_all
+  return [tuple(r if stdout else r[:2]) for r in run_all(module, command_lines)]
 
 
 def wait_until_paused(process, guard_s=300):

@@ -1,69 +1,75 @@
-"""Runs the `main` of run.py (or of `python -m vae.commands.explore`, ...) on many command lines in one process.
+"""Runs the `main` of run.py (or of `python -m vae.commands.explore`, ...) on many command lines, in the test process.
 
-    python tests/many_mains.py run '[["--latent_dim=0"], ["--epochs=0", "--output_dir=/tmp/x"]]'
+    many_mains('run', [['--latent_dim=0'], ['--epochs=0', '--output_dir=/tmp/x']])
 
-prints one JSON line: [[exit status, stderr, stdout], ...], one per command line, in order. A command line may
-also be {"module": "vae.commands.explore", "argv": [...]}: that module's main, in the same process. Each command line goes
-through the same `main(argv)` as from a shell (vae/commands/cli.py parses it afresh each time), and the caches a process
-keeps between command lines (vae/data.py's verified files) are cleared in between, so a test can check many
-command lines for the price of one Python and TensorFlow start-up, each as a fresh process would see it.
+returns [[exit status, stderr, stdout], ...], one per command line, in order. A command line may also be
+{"module": "vae.commands.explore", "argv": [...]}: that module's main instead. Each command line goes through the
+same `main(argv)` as from a shell (vae/commands/cli.py parses it afresh each time, installs the stop signals'
+handlers and restores them), and what a process keeps between command lines is reset before each one, as a fresh
+process would have it: vae/data.py's verified files, and the networks and modules a --network_module registered
+(and after the last, so that the tests that follow see only the built-in networks). A command's stderr holds what
+it wrote to Python's sys.stderr and then what native code wrote to descriptor 2.
+
+In the test process rather than in a process of its own: a command line costs only its own work, not a Python and
+TensorFlow start-up. What needs a fresh process (TensorFlow's own start-up lines, a signal, an environment
+variable read at start-up, the checks made before TensorFlow is imported) is tested with run.py as a subprocess
+(tests/test_run.py, tests/test_interrupt.py, tests/test_cli.py).
 """
 
 import contextlib
 import importlib
 import io
-import json
 import os
 import sys
 import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
 
 
-def main():
-  module_name, command_lines = sys.argv[1], json.loads(sys.argv[2])
-  program = os.path.join(REPO_ROOT, 'run.py') if module_name == 'run' else module_name
-  sys.argv = [program]
-  module = importlib.import_module(module_name)
-  results = []
-  from vae import data
+def many_mains(module_name, command_lines):
+  from vae import data, networks
   from vae.commands.quiet import import_tensorflow
-  # TensorFlow's start-up first, outside any command line: whatever lines a build prints as it loads (a CUDA
-  # build's, say) belong to no command, so each command line's stderr holds only what that command printed.
-  import_tensorflow()
-  from vae import networks
   from vae.run import user_networks
+  # TensorFlow's start-up first, outside any command line: whatever lines a build prints as it loads (a CUDA
+  # build's, say) belong to no command.
+  import_tensorflow()
   built_in = dict(networks.ENCODERS), dict(networks.DECODERS)
-  for arguments in command_lines:
+
+  def forget_what_a_process_would_not_know():
     data.forget_verified_files()
-    # The networks a --network_module registered, and the module itself, are forgotten too.
-    for _, module_name in user_networks._loaded.values():
-      sys.modules.pop(module_name, None)
+    for _, name in user_networks._loaded.values():
+      sys.modules.pop(name, None)
     user_networks._loaded.clear()
-    networks.ENCODERS.clear(), networks.ENCODERS.update(built_in[0])
-    networks.DECODERS.clear(), networks.DECODERS.update(built_in[1])
-    this_module, this_program = module, program
-    if isinstance(arguments, dict):
-      this_module, this_program = importlib.import_module(arguments['module']), arguments['module']
-      arguments = arguments['argv']
-    stderr, stdout = io.StringIO(), io.StringIO()
-    # What C++ code writes to descriptor 2 (TensorFlow's own log lines) is caught too, after Python's lines.
-    with tempfile.TemporaryFile() as native, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-      real_stderr = os.dup(2)
-      os.dup2(native.fileno(), 2)
-      try:
-        status = this_module.main([this_program] + arguments)
-      except SystemExit as e:
-        status = e.code
-      finally:
-        os.dup2(real_stderr, 2)
-        os.close(real_stderr)
-      native.seek(0)
-      native_lines = native.read().decode('utf-8', 'replace')
-    results.append([status, stderr.getvalue() + native_lines, stdout.getvalue()])
-  print(json.dumps(results), file=sys.__stdout__)
+    for registry, names in zip((networks.ENCODERS, networks.DECODERS), built_in):
+      registry.clear()
+      registry.update(names)
 
-
-if __name__ == '__main__':
-  main()
+  argv = sys.argv
+  results = []
+  try:
+    for arguments in command_lines:
+      forget_what_a_process_would_not_know()
+      name = module_name
+      if isinstance(arguments, dict):
+        name, arguments = arguments['module'], arguments['argv']
+      program = os.path.join(REPO_ROOT, 'run.py') if name == 'run' else name
+      sys.argv = [program]
+      module = importlib.import_module(name)
+      stderr, stdout = io.StringIO(), io.StringIO()
+      with tempfile.TemporaryFile() as native, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        real_stderr = os.dup(2)
+        os.dup2(native.fileno(), 2)
+        try:
+          status = module.main([program] + arguments)
+        except SystemExit as e:
+          status = e.code
+        finally:
+          os.dup2(real_stderr, 2)
+          os.close(real_stderr)
+        native.seek(0)
+        native_lines = native.read().decode('utf-8', 'replace')
+      results.append([status, stderr.getvalue() + native_lines, stdout.getvalue()])
+  finally:
+    sys.argv = argv
+    forget_what_a_process_would_not_know()
+  return results

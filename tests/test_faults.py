@@ -18,8 +18,8 @@ from vae.run import state
 from vae.sources import idx
 from vae.run.fileio import RunLock
 from vae.commands.errors import DataError, OutputError, VAEError
-from conftest import (train_run, REPO_ROOT, copy_run, many_mains, refusing_port, snapshot, synthetic_digits, tiny_config,
-                      write_mnist)
+from conftest import (train_run, REPO_ROOT, copy_run, many_mains, offline_here, refusing_port, snapshot,
+                      synthetic_digits, tiny_config, write_mnist)
 
 QUIET = lambda *args: None  # noqa: E731
 
@@ -36,13 +36,13 @@ def test_directories_that_cannot_be_used_give_one_line_and_stay_as_they_were(tmp
   write_mnist(mnist_dir)
   empty = tmp_path / 'empty'
   empty.mkdir()
-  with refusing_port() as port:  # offline: every mirror refuses the connection
+  with refusing_port() as port, offline_here(port):  # offline: every mirror refuses the connection
     results = many_mains('run', [
         [f'--data_dir={data_blocker}', f'--output_dir={tmp_path / "out"}'],
         [f'--data_dir={data_blocker}/mnist', f'--output_dir={tmp_path / "out"}'],
         [f'--data_dir={empty}', f'--output_dir={tmp_path / "out"}'],
         [f'--data_dir={mnist_dir}', f'--output_dir={out_blocker}/run', '--epochs=1'],
-        [f'--data_dir={mnist_dir}', f'--output_dir={taken}', '--epochs=1']], env={'VAE_TEST_REFUSING_PORT': str(port)})
+        [f'--data_dir={mnist_dir}', f'--output_dir={taken}', '--epochs=1']])
   files = ', '.join(name + '.gz' for name in idx.FILE_NAMES)
   assert results == [
       (1, f'error: --data_dir {data_blocker} is a file; point it at a directory holding (or to hold) the MNIST '

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from vae.run import checkpoints
 from vae.run.config import Config
-from conftest import train_run, REPO_ROOT, Started, run_py, user_env, wait_until_paused, write_mnist
+from conftest import train_run, REPO_ROOT, many_mains, run_py, user_env, wait_until_paused, write_mnist
 
 HANG_GUARD_S = 300  # waits are on events; this only ends a test that would otherwise hang
 
@@ -98,7 +98,6 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
   process = start(args, stopped, pause_at_step=10)
-  second = None
   try:
     # Ctrl-C halfway through epoch 1: the steps under way finish, the run saves at step 10 and exits 128 + 2.
     wait_until_paused(process)
@@ -116,16 +115,12 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
 
     process = start(args, stopped, pause_at_step=30)
     wait_until_paused(process)
-    # While it holds the directory, a second run on it is refused, and the first goes on afterwards. The
-    # uninterrupted reference trains in this process while the second one starts.
-    second = Started([sys.executable, os.path.join(REPO_ROOT, 'run.py'), *args, f'--output_dir={stopped}'],
-                     env=user_env())
+    # While it holds the directory, a second run on it (run.py's main, in this process) is refused, and the first
+    # goes on afterwards. The uninterrupted reference trains in this process meanwhile.
+    assert many_mains('run', [[*args, f'--output_dir={stopped}']]) == [
+        (1, f'error: another run is using {stopped}; wait for it to finish or choose another --output_dir\n')]
     train_run(Config(data_dir=mnist_dir, output_dir=str(whole), epochs=num_epochs, updates_per_epoch=updates,
                      batch_size=16, eval_k=2), log=lambda *args: None)
-    refused = second.finished()
-    assert refused.returncode == 1
-    assert refused.stderr.splitlines() == [f'error: another run is using {stopped}; wait for it to finish or '
-                                           f'choose another --output_dir']
     assert process.poll() is None
     # SIGTERM (a scheduler's time limit) halfway through epoch 2.
     assert stop_with(process, signal.SIGTERM) == (143, [stop_line(signal.SIGTERM, 30, '10 of the 20 steps of epoch 2 '
@@ -147,8 +142,6 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
     process.wait(timeout=HANG_GUARD_S)
   finally:
     end(process)
-    if second:
-      second.stop()
   assert checkpointed_steps(stopped) == [60, 50] and not (stopped / 'evaluation.json').exists()
 
   finished = run_py(*args, f'--output_dir={stopped}')

@@ -19,15 +19,6 @@ def metrics_without_time(path):
     return [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
 
 
-@pytest.fixture(scope='module')
-def full_size_data(tmp_path_factory):
-  """60,000 + 256 synthetic images: a training set the size of MNIST's. With a few hundred images a
-  nondeterministic engine (an on-graph loop without XLA) repeated runs more often than not; with 60,000 it did not."""
-  directory = str(tmp_path_factory.mktemp('full') / 'mnist')
-  write_mnist(directory, num_train=60000, num_test=256, gz=False)
-  return directory
-
-
 EPOCHS, UPDATES = 6, 2
 RERUNS = textwrap.dedent('''
     import io, sys
@@ -64,7 +55,7 @@ SETTINGS = pytest.mark.parametrize('setting', ['0', '1'], ids=['onednn-off', 'on
 
 
 @pytest.fixture(scope='module', autouse=True)
-def started(full_size_data, tmp_path_factory):
+def started(tmp_path_factory):
   """Every slow process of this file, started together as they mostly use one core each (start-up, tracing):
   {(kind, TF_ENABLE_ONEDNN_OPTS setting): (Started, directory)} with kind 'short' (a short run.py run, in
   directory/out) or 'reruns' (each of PAIRS[setting] trained twice, in directory/<pair>-first and -second), and
@@ -82,7 +73,8 @@ def started(full_size_data, tmp_path_factory):
          f'--output_dir={root / "out"}', '--epochs=2', '--updates_per_epoch=3', '--batch_size=16'],
         env=user_env(TF_ENABLE_ONEDNN_OPTS=setting)), root)
     root = tmp_path_factory.mktemp(f'reruns-onednn{setting}')
-    code = RERUNS.format(repo=REPO_ROOT, out=str(root), data=full_size_data, pairs=PAIRS[setting], epochs=EPOCHS,
+    write_mnist(str(root / 'mnist'))
+    code = RERUNS.format(repo=REPO_ROOT, out=str(root), data=root / 'mnist', pairs=PAIRS[setting], epochs=EPOCHS,
                          updates=UPDATES)
     processes['reruns', setting] = (Started([sys.executable, '-c', code],
                                             env=user_env(TF_ENABLE_ONEDNN_OPTS=setting)), root)

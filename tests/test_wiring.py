@@ -6,8 +6,10 @@ the step number from the optimiser's own counter, which the checkpoint restores,
 as an uninterrupted run's are. The recorder is a `tf.py_function`, which XLA cannot compile, so these runs take the
 engine's other path (the unrolled steps that conv runs take); the step itself is the same code either way.
 
-Each epoch is six steps, a compiled call of four and one of two (the steps per call are set to four here, from
-run.py's ten, to keep the traces short), so a schedule computed per call instead of per global step shows. Every step is checked against what this file computes without the engine: the
+Each epoch is four steps in two compiled calls of two (the steps per call are set to two here, from run.py's ten:
+the steps of a call are unrolled when it is traced, and tracing is most of these runs' time), and a run is two
+epochs, so a schedule computed per call instead of per global step shows, and so does one that restarts with each
+epoch. Every step is checked against what this file computes without the engine: the
 minibatch order from tf.data's seeded shuffle of the row indices, the rate's weight beta * min(1, t / warm-up),
 the noise and the dynamic binarisation as stateless draws with the keys vae/run/keys.py documents.
 """
@@ -28,8 +30,8 @@ from vae.run import state
 from conftest import train_run, write_mnist
 
 QUIET = lambda *args: None  # noqa: E731
-UPDATES, EPOCHS, BATCH, NUM_TRAIN, SEED = 6, 2, 16, 48, 0
-STEPS_PER_CALL = 4  # down from run.py's ten, so that the unrolled calls trace quickly: each epoch is two calls
+UPDATES, EPOCHS, BATCH, NUM_TRAIN, SEED = 4, 2, 16, 48, 0  # 8 steps: the 48 rows are 3 batches, so 2 passes and more
+STEPS_PER_CALL = 2  # down from run.py's ten, so that the unrolled calls trace quickly: each epoch is two calls
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def is_binary(x):
 
 
 SETTINGS = {
-    'grey, warm-up': dict(binarize='none', beta=0.5, kl_warmup_steps=9),
+    'grey, warm-up': dict(binarize='none', beta=0.5, kl_warmup_steps=5),  # 5 steps rising, 3 at beta
     'dynamic, k=3 elbo': dict(binarize='dynamic', train_k=3, objective='elbo'),
     'static, k=3 iwae': dict(binarize='static', train_k=3, objective='iwae'),
 }

@@ -7,9 +7,9 @@
   VAE_TEST_KNOWN_CONTENTS; here those are added to the known contents of this process, exactly as conftest adds
   them in the test process itself. A synthetic file that a test later alters has another fingerprint and stays
   unknown.
-* VAE_TEST_REFUSING_PORT, when a test sets it: a port on 127.0.0.1 that refuses connections. The MNIST and
-  Fashion-MNIST mirrors and TensorFlow Datasets' connection check all point there, so the process is offline
-  because the test made it so, on a connected machine too.
+* VAE_TEST_REFUSING_PORT, when a test sets it: a port on 127.0.0.1 that refuses connections, where every download
+  of the process is pointed (offline.py), so the process is offline because the test made it so, on a connected
+  machine too.
 """
 
 import json
@@ -30,11 +30,9 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
     with open(_registry) as _f:
       _data.KNOWN_CONTENTS.update({fingerprint: tuple(holds) for fingerprint, holds in json.load(_f).items()})
   if _refusing_port:
-    from vae.sources import tfds as _tfds_data
+    import offline
 
-    _tfds_data.PROBE_HOST = ('127.0.0.1', int(_refusing_port))
-    for _name, _source in list(_data.SOURCES.items()):
-      _data.SOURCES[_name] = _source._replace(mirrors=(f'http://127.0.0.1:{_refusing_port}/',))
+    offline.refuse_downloads(int(_refusing_port))
   del sys.path[0]
 
 # Pauses a test can ask for: the process stops itself (SIGSTOP) at a known point, so that the test acts on a run
