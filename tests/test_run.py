@@ -19,7 +19,7 @@ def metrics_without_time(path):
     return [{k: v for k, v in row.items() if k != 'seconds'} for row in csv.DictReader(f)]
 
 
-EPOCHS, UPDATES = 6, 2
+EPOCHS, UPDATES = 3, 2
 RERUNS = textwrap.dedent('''
     import io, sys
     sys.path.insert(0, {repo!r})
