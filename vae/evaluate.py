@@ -53,7 +53,7 @@ def make_evaluator(model, batch_size=2000):
   The test set goes through in large batches: few calls, each with enough work to use every core.
   """
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)  # straight-line: nothing to convert
   def batch_terms(x, eps):
     terms = model.terms(x, eps, training=False)
     return dict(terms, rate_per_dimension=rate_per_dimension(terms['mean'], terms['log_var']))
@@ -98,7 +98,7 @@ def iwae_log_likelihood(model, images, k, seed, batch_size=100, max_rows=8000):
   latent_dim = model.latent_dim
   samples_per_chunk = max(1, min(k, max_rows // batch_size))
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)  # straight-line: nothing to convert
   def chunk_log_weights(x, chunk_seed, num_samples):
     eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], latent_dim], seed=chunk_seed)
     return model.k_sample_terms(x, eps)['log_weight']                 # [samples, B]

@@ -66,7 +66,7 @@ def compact_images(images):
   return images, None
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def bernoulli_pixels(intensities, key):
   """Binary pixels [B, D], each 1 with probability equal to its intensity in [0, 1]: a pure function of `key`.
 
@@ -137,6 +137,10 @@ def compile_steps(model, optimizer, train_images, config, jit_compile=False):
   loss = objectives.training_loss(config.objective, config.train_k)
   samples = objectives.samples_per_image(config.objective, config.train_k)
 
+  # Straight-line Python, as is everything it calls (the model, the loss, the Keras networks): autograph has no
+  # control flow to rewrite there, and converting it all would only lengthen every run's start. Keras's own
+  # training step is not converted either, so a network that trains with Keras's fit trains here.
+  @tf.autograph.experimental.do_not_convert
   def one_step(batch_indices, step):
     weight = rate_weight_at(step, config.beta, config.kl_warmup_steps)
     x = batch(batch_indices, step)                                            # [B, D]

@@ -156,9 +156,9 @@ class EpochLoop:
                                     dataset.class_names)
       self.fixed_inputs = viz.fixed_frame_inputs(config.latent_dim, config.seed, self.test_images)
       # The pictures show the likelihood's mean E[x | z] (as logits, for vae/viz.py's sigmoid).
-      self.decode = tf.function(model.decode_mean_logits, reduce_retracing=True)
+      self.decode = tf.function(model.decode_mean_logits, reduce_retracing=True, autograph=False)
       self.reconstruct = tf.function(lambda x, eps: model.decode_mean_logits(reparameterize(*model.encode(x), eps)),
-                                     reduce_retracing=True)
+                                     reduce_retracing=True, autograph=False)
     self.summaries = tf.summary.create_file_writer(paths.tensorboard)
     self.timer = PhaseTimer()
 
