@@ -1,3 +1,4 @@
+import inspect
 import sys
 
 import keras
@@ -204,6 +205,27 @@ def test_the_compiled_steps_are_plain_train_step_calls(jit_compile, op_determini
       np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
     outside_xla = engine.train_noise(4, 7, 16, 2).numpy()
     assert not np.array_equal(outside_xla, noise(tf.constant(7, tf.int64)).numpy())  # why the noise is handed over
+
+
+def test_the_engine_and_the_evaluation_trace_the_model_as_written():
+  # Their graphs are traced from the model's Python as it is (straight-line code: autograph would have nothing to
+  # rewrite, and rewriting it only lengthens every run's start), so the traced code is the code a reader sees.
+  keras.utils.set_random_seed(0)
+  vae = model_lib.VAE(networks.build_encoder('fc', 2), networks.build_decoder('fc', 2))
+  traced_from = []
+  encode = vae.encode
+
+  def recorded_encode(*args, **kwargs):
+    traced_from.append(inspect.currentframe().f_code.co_filename)  # autograph runs a rewritten copy elsewhere
+    return encode(*args, **kwargs)
+  vae.encode = recorded_encode
+  images, _ = synthetic_digits(16, seed=3)
+  images = images.reshape(-1, 784).astype(np.float32) / 255.0
+  steps = engine.compile_steps(vae, keras.optimizers.Adam(1e-3), images, Config(batch_size=16), jit_compile=True)
+  steps(np.arange(16, dtype=np.int32)[None], 0)
+  evaluate.make_evaluator(vae)(images, evaluate.eval_noise(0, 16, 2))
+  evaluate.iwae_log_likelihood(vae, images, k=2, seed=0)
+  assert len(traced_from) == 3 and set(traced_from) == {__file__}
 
 
 def test_the_eager_loop_runs_the_model_in_python_at_every_step(monkeypatch):

@@ -2,7 +2,7 @@
 mirrors and TensorFlow Datasets' connection check all point at a port on 127.0.0.1 that refuses connections.
 
 sitecustomize.py does it at the start of a process the tests spawn with VAE_TEST_REFUSING_PORT set; a test that
-runs a command in its own process does it with conftest's `offline_here`.
+runs a command in the test process itself (`many_mains`) does it with conftest's `offline_here`.
 """
 
 
