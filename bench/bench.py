@@ -160,12 +160,9 @@ def measure_under(setting, data_dir, rounds, steps_for, latent_dims):
 
 def reference_startup(data_dir):
   """Seconds from process start to the reference loop's first step, in a fresh process."""
-  code = ('import time, os; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2"); import sys; '
-          f'sys.path.insert(0, {REPO!r}); '
-          'from vae import data, inputs, loop; from bench.reference import make_reference; '
-          f'm = data.load("mnist", {data_dir!r}); model = build_model(Config()); '
-          'step, batches = make_reference(model, m.train_images, 128); x = next(batches); '
-          'print(time.time()); step(x)')
+  code = ('import os, sys; os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2"); '
+          f'sys.path.insert(0, {REPO!r}); from bench.reference import first_step_time; '
+          f'print(first_step_time({data_dir!r}))')
   launched = time.time()
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   return float(out.stdout.strip().splitlines()[-1]) - launched

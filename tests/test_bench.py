@@ -5,10 +5,11 @@ import platform
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
-from bench import machine
+from bench import machine, reference
 from conftest import REPO_ROOT, Started, write_mnist
 
 
@@ -81,3 +82,11 @@ print(bench.run_measuring_peak_memory([sys.executable, '-c', child], {str(tmp_pa
   returncode, peak_mb = eval(result.stdout.strip().splitlines()[-1])
   assert returncode == 0
   assert 150 < peak_mb < 400, peak_mb
+
+
+def test_the_reference_loop_starts_and_times_its_first_step(tmp_path):
+  # What bench.py's full benchmark runs in a fresh process to time the reference's start-up, run here.
+  mnist_dir = str(tmp_path / 'mnist')
+  write_mnist(mnist_dir)
+  before = time.time()
+  assert before < reference.first_step_time(mnist_dir, batch_size=16) < time.time()
