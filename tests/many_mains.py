@@ -13,7 +13,8 @@ it wrote to Python's sys.stderr and then what native code wrote to descriptor 2.
 In the test process rather than in a process of its own: a command line costs only its own work, not a Python and
 TensorFlow start-up. What needs a fresh process (TensorFlow's own start-up lines, a signal, an environment
 variable read at start-up, the checks made before TensorFlow is imported) is tested with run.py as a subprocess
-(tests/test_run.py, tests/test_interrupt.py, tests/test_cli.py).
+(tests/test_run.py, tests/test_your_own.py, tests/test_cli.py); tests/test_interrupt.py runs its stop signals' command
+lines one after another through this module in a process of their own.
 """
 
 import contextlib

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -24,27 +25,37 @@ def completed_epochs(output_dir):
     return 0
 
 
-# run.py as a terminal starts it, with SIGINT not ignored even when the test runner was started with it ignored
-# (a child inherits an ignored signal, and a run leaves ignored signals alone, as `nohup` expects): reset in the
-# child's Python before run.py starts, rather than with a preexec_fn in this process, which holds TensorFlow's
-# threads.
-AS_FROM_A_TERMINAL = ('import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); '
-                      'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
+# The stopped runs as a terminal starts them, one command line after another in one process (run.py's main, as
+# tests/many_mains.py runs it: each command line as a fresh process would see it, its stderr captured), so that
+# TensorFlow starts once for all of them. Each command's exit status and stderr come back as a line of JSON on
+# stdout. SIGINT is reset to its default in the child's Python before the first command, rather than with a
+# preexec_fn in this process, which holds TensorFlow's threads: a child inherits an ignored signal, and a run leaves
+# ignored signals alone, as `nohup` expects.
+ONE_COMMAND_AFTER_ANOTHER = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+sys.path[:0] = [{tests!r}, {repo!r}]
+from many_mains import many_mains
+for arguments in json.loads(sys.argv[1]):
+  status, stderr, _ = many_mains('run', [arguments])[0]
+  print(json.dumps([status, stderr]), flush=True)
+"""
 
 
-def start(args, output_dir, **pause):
-  """run.py on `output_dir`, pausing itself as `pause` says: pause_after_epoch=N or pause_at_step=S."""
+def start(command_lines, **pause):
+  """run.py's command lines one after another in one process, pausing as `pause` says: pause_after_epoch=N or
+  pause_at_step='S1,S2,...'."""
   env = user_env(**{f'VAE_TEST_{name.upper()}': str(value) for name, value in pause.items()})
-  return subprocess.Popen([sys.executable, '-c', AS_FROM_A_TERMINAL, os.path.join(REPO_ROOT, 'run.py'), *args,
-                           f'--output_dir={output_dir}'],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+  code = ONE_COMMAND_AFTER_ANOTHER.format(tests=os.path.join(REPO_ROOT, 'tests'), repo=REPO_ROOT)
+  return subprocess.Popen([sys.executable, '-c', code, json.dumps(command_lines)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
 
 
 def end(process):
-  """Ends a run the test started, stopped or not (SIGKILL also ends a stopped process)."""
+  """Ends the process the test started, stopped or not (SIGKILL also ends a stopped process)."""
   if process.poll() is None:
     process.kill()
-    process.communicate()
+  process.communicate()
 
 
 def checkpointed_steps(output_dir):
@@ -77,19 +88,25 @@ def stop_line(signum, step, where, output_dir):
 
 
 def stop_with(process, signum):
-  """Sends `signum` to the paused run, lets it go on, and returns its exit status and stderr lines."""
+  """Sends `signum` to the paused run, lets it go on, and returns its command's exit status and stderr lines."""
   process.send_signal(signum)
   process.send_signal(signal.SIGCONT)
-  _, stderr = process.communicate(timeout=HANG_GUARD_S)
-  return process.returncode, stderr.splitlines()
+  ready, _, _ = select.select([process.stdout], [], [], HANG_GUARD_S)
+  assert ready, 'timed out waiting for the stopped command to end'
+  line = process.stdout.readline()
+  if not line:
+    _, stderr = process.communicate()
+    raise AssertionError(f'the process ended (exit status {process.returncode}): {stderr[-2000:]}')
+  status, stderr = json.loads(line)
+  return status, stderr.splitlines()
 
 
 def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_uninterrupted_run(tmp_path):
   # One run directory, stopped in turn by each signal the README names (Ctrl-C, SIGUSR1 at an epoch's end, SIGTERM,
-  # SIGHUP), then killed outright, and resumed after each. The CPU path does not matter here (the reruns of
-  # tests/test_run.py cover both): the uninterrupted reference is trained in this process, the stopped run as a
-  # user runs it. The run pauses itself at a known step or right after a known epoch's checkpoint, so that each
-  # signal lands mid-run however fast or slow the machine is.
+  # SIGHUP), then killed outright, and resumed after each: five runs of the same command, one after another in one
+  # process. The CPU path does not matter here (the reruns of tests/test_run.py cover both): the uninterrupted
+  # reference is trained in this process. The run pauses itself at known steps and right after the last epoch's
+  # checkpoint, so that each signal lands mid-run however fast or slow the machine is.
   mnist_dir = str(tmp_path / 'mnist')
   write_mnist(mnist_dir)
   num_epochs, updates = 3, 20  # two calls of ten compiled steps per epoch (vae/run/state.py)
@@ -97,7 +114,9 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
           '--eval_k=2']  # fc/fc: the XLA path of the default run
   whole, stopped = tmp_path / 'whole', tmp_path / 'stopped'
 
-  process = start(args, stopped, pause_at_step=10)
+  # Each run resumes where the one before stopped and pauses at the first of these steps it reaches (none pauses
+  # at step 40 or 60), and the last one once its epoch 3 is checkpointed.
+  process = start([[*args, f'--output_dir={stopped}']] * 5, pause_at_step='10,20,30,50', pause_after_epoch=3)
   try:
     # Ctrl-C halfway through epoch 1: the steps under way finish, the run saves at step 10 and exits 128 + 2.
     wait_until_paused(process)
@@ -107,13 +126,11 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
 
     # SIGUSR1 (a scheduler's warning before its time limit) as epoch 1's last call ends: the epoch is completed,
     # evaluated and checkpointed, and the run stops after it.
-    process = start(args, stopped, pause_at_step=20)
     wait_until_paused(process)
     assert stop_with(process, signal.SIGUSR1) == (128 + signal.SIGUSR1,
                                                   [stop_line(signal.SIGUSR1, 20, 'after epoch 1 of 3', stopped)])
     assert checkpointed_steps(stopped) == [20, 10] and completed_epochs(stopped) == 1
 
-    process = start(args, stopped, pause_at_step=30)
     wait_until_paused(process)
     # While it holds the directory, a second run on it (run.py's main, in this process) is refused, and the first
     # goes on afterwards. The uninterrupted reference trains in this process meanwhile.
@@ -128,14 +145,12 @@ def test_each_stop_signal_a_second_run_and_a_kill_then_resuming_end_equal_to_an_
     assert checkpointed_steps(stopped) == [30, 20]
 
     # SIGHUP (the terminal closed) halfway through epoch 3, after epoch 2's checkpoint.
-    process = start(args, stopped, pause_at_step=50)
     wait_until_paused(process)
     assert stop_with(process, signal.SIGHUP) == (129, [stop_line(signal.SIGHUP, 50, '10 of the 20 steps of epoch 3 '
                                                                  'done', stopped)])
     assert checkpointed_steps(stopped) == [50, 40]
 
     # Resumed at that step, then killed outright once the last epoch is checkpointed: nothing more is written.
-    process = start(args, stopped, pause_after_epoch=3)
     wait_until_paused(process)
     assert completed_epochs(stopped) == 3
     process.send_signal(signal.SIGKILL)

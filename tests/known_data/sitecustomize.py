@@ -38,8 +38,9 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
 # Pauses a test can ask for: the process stops itself (SIGSTOP) at a known point, so that the test acts on a run
 # it knows to be mid-run (or mid-start-up), however fast or slow the machine.
 #   VAE_TEST_PAUSE_AFTER_EPOCH=N       right after writing the checkpoint of epoch N;
-#   VAE_TEST_PAUSE_AT_STEP=S           as soon as a call of compiled training steps has taken the run to step S
-#                                      (mid-epoch, before the loop counts those steps);
+#   VAE_TEST_PAUSE_AT_STEP=S[,S2...]   as soon as a call of compiled training steps has taken the run to step S
+#                                      (mid-epoch, before the loop counts those steps), or to any step listed: a
+#                                      process that runs several commands one after another pauses in each;
 #   VAE_TEST_PAUSE_BEFORE_TENSORFLOW=1 just before the command imports TensorFlow.
 _pause_after = os.environ.get('VAE_TEST_PAUSE_AFTER_EPOCH')
 _pause_at_step = os.environ.get('VAE_TEST_PAUSE_AT_STEP')
@@ -88,7 +89,7 @@ def _pause_in_the_training_state(state):
 
     def steps_then_pause(indices, first_step):
       losses = train_steps(indices, first_step)
-      if int(first_step) + len(indices) == int(_pause_at_step):
+      if int(first_step) + len(indices) in {int(step) for step in _pause_at_step.split(',')}:
         _pause()
       return losses
     trainer.compiled_steps = steps_then_pause
