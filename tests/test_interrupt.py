@@ -28,12 +28,14 @@ def completed_epochs(output_dir):
 # The stopped runs as a terminal starts them, one command line after another in one process (run.py's main, as
 # tests/many_mains.py runs it: each command line as a fresh process would see it, its stderr captured), so that
 # TensorFlow starts once for all of them. Each command's exit status and stderr come back as a line of JSON on
-# stdout. SIGINT is reset to its default in the child's Python before the first command, rather than with a
-# preexec_fn in this process, which holds TensorFlow's threads: a child inherits an ignored signal, and a run leaves
-# ignored signals alone, as `nohup` expects.
+# stdout. The stop signals are reset to their defaults in the child's Python before the first command, as a
+# terminal starts a command, rather than with a preexec_fn in this process, which holds TensorFlow's threads: a
+# child inherits an ignored signal (SIGINT where the test runner was started in the background, SIGHUP under
+# `nohup`), and a run leaves ignored signals alone, as `nohup` expects.
 ONE_COMMAND_AFTER_ANOTHER = """
 import json, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+for name in ('SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'):
+  signal.signal(getattr(signal, name), signal.SIG_DFL)
 sys.path[:0] = [{tests!r}, {repo!r}]
 from many_mains import many_mains
 for arguments in json.loads(sys.argv[1]):
