@@ -44,7 +44,13 @@ for n in 1 2; do
   echo "task ${job}_$n ($(sed -n "${n}p" "$work/sweep.txt")): $state after $restarts requeue(s)"
   grep -E 'error:|requeue|resuming|log-likelihood' "$work/slurm-${job}_$n.out" | sed 's/^/    /' || true
   grep -q "task $n: time limit near, requeued" "$work/slurm-${job}_$n.out" || { echo "    not requeued by itself"; ok=0; }
-  if grep -q 'DUE TO JOB REQUEUE' "$work/slurm-${job}_$n.out"; then echo "    stopped by another task's requeue"; ok=0; fi
+  # SLURM writes "CANCELLED ... DUE TO JOB REQUEUE" into a task's log when a requeue ends its batch script: after
+  # the task's own requeue line when it requeued itself (the script may still be exiting), without one when
+  # another task's requeue stopped it.
+  if ! awk -v own="task $n: time limit near, requeued" 'index($0, own) {mine++}
+         /DUE TO JOB REQUEUE/ {if (mine > 0) mine--; else other = 1} END {exit other}' "$work/slurm-${job}_$n.out"; then
+    echo "    stopped by another task's requeue"; ok=0
+  fi
   .venv/bin/python - "$work/slurm/line$n" "$work/plain/line$n" "$state" "${restarts:-0}" <<'PY' || ok=0
 import csv, json, sys
 slurm, plain, state, restarts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4] or 0)
