@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
 import tensorflow as tf
 
@@ -49,8 +50,15 @@ def start(command_lines, **pause):
   pause_at_step='S1,S2,...'."""
   env = user_env(**{f'VAE_TEST_{name.upper()}': str(value) for name, value in pause.items()})
   code = ONE_COMMAND_AFTER_ANOTHER.format(tests=os.path.join(REPO_ROOT, 'tests'), repo=REPO_ROOT)
-  return subprocess.Popen([sys.executable, '-c', code, json.dumps(command_lines)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env)
+  # Started as `nohup pytest &` would start it, whatever this process was started with: with SIGHUP and SIGINT
+  # ignored, which the child must undo for its runs to stop as a terminal's would.
+  inherited = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGHUP, signal.SIGINT)}
+  try:
+    return subprocess.Popen([sys.executable, '-c', code, json.dumps(command_lines)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+  finally:
+    for signum, handler in inherited.items():
+      signal.signal(signum, handler)
 
 
 def end(process):
@@ -93,8 +101,13 @@ def stop_with(process, signum):
   """Sends `signum` to the paused run, lets it go on, and returns its command's exit status and stderr lines."""
   process.send_signal(signum)
   process.send_signal(signal.SIGCONT)
-  ready, _, _ = select.select([process.stdout], [], [], HANG_GUARD_S)
-  assert ready, 'timed out waiting for the stopped command to end'
+  deadline = time.monotonic() + HANG_GUARD_S
+  while not select.select([process.stdout], [], [], 0.05)[0]:
+    # Looked at, not reaped (WNOWAIT): a run the signal did not stop goes on to its next pause.
+    seen = os.waitid(os.P_PID, process.pid, os.WSTOPPED | os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if seen is not None and seen.si_code == os.CLD_STOPPED and not select.select([process.stdout], [], [], 0)[0]:
+      raise AssertionError(f'{signal.Signals(signum).name} did not stop the run: it went on to its next pause')
+    assert time.monotonic() < deadline, 'timed out waiting for the stopped command to end'
   line = process.stdout.readline()
   if not line:
     _, stderr = process.communicate()

@@ -43,7 +43,7 @@ if (_registry and os.path.exists(_registry)) or _refusing_port:
 #                                      process that runs several commands one after another pauses in each;
 #   VAE_TEST_PAUSE_BEFORE_TENSORFLOW=1 just before the command imports TensorFlow.
 _pause_after = os.environ.get('VAE_TEST_PAUSE_AFTER_EPOCH')
-_pause_at_step = os.environ.get('VAE_TEST_PAUSE_AT_STEP')
+_pause_at_steps = {int(step) for step in os.environ.get('VAE_TEST_PAUSE_AT_STEP', '').split(',') if step}
 _pause_before_tensorflow = os.environ.get('VAE_TEST_PAUSE_BEFORE_TENSORFLOW')
 
 
@@ -89,13 +89,13 @@ def _pause_in_the_training_state(state):
 
     def steps_then_pause(indices, first_step):
       losses = train_steps(indices, first_step)
-      if int(first_step) + len(indices) in {int(step) for step in _pause_at_step.split(',')}:
+      if int(first_step) + len(indices) in _pause_at_steps:
         _pause()
       return losses
     trainer.compiled_steps = steps_then_pause
 
   state.TrainingState.save = save_then_pause
-  if _pause_at_step:
+  if _pause_at_steps:
     state.TrainingState.__init__ = init_then_pause_at_step
 
 
@@ -108,7 +108,7 @@ def _pause_before_importing_tensorflow(quiet):
   quiet.import_tensorflow = pause_then_import
 
 
-if _pause_after or _pause_at_step:
+if _pause_after or _pause_at_steps:
   _change_on_import('vae.run.state', _pause_in_the_training_state)
 if _pause_before_tensorflow:
   _change_on_import('vae.commands.quiet', _pause_before_importing_tensorflow)
